@@ -1,0 +1,14 @@
+"""MR Sampler for IR-SDE and the DA-CLIP universal image restoration pipeline.
+
+Layout:
+    uir.sde         IR-SDE: schedules, marginals, posterior, prediction conversions
+    uir.samplers    sde (Euler-Maruyama), posterior, heun, mrsampler; the registry
+    uir.models      ConditionalUNet, DA-CLIP (on open_clip_torch), checkpoint loading
+    uir.data        paired LQ/GT folders, synthetic degradations, the demo set
+    uir.metrics     PSNR / SSIM (reference and torch), LPIPS
+    uir.options     YAML options validated into typed objects
+    uir.evaluation  the test.py pipeline: batching, conditioning, result tables
+    uir.training    train.py: the IR-SDE training loop
+"""
+
+__version__ = "0.1.0"
