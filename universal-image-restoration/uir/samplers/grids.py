@@ -1,0 +1,91 @@
+"""Time grids of every sampler, and the interpolation that reads IR-SDE's arrays off-grid.
+
+All grids run from large t (noisy) to small t. They are built with the same torch
+float32 operations as the reference, since a grid point's rounding decides its
+coefficients.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from uir.sde.irsde import IRSDE
+
+
+def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
+    """Piecewise-linear f(x) through (xp, fp), xp increasing, extended linearly beyond
+    both ends by the outermost segments (as DPM-Solver's `interpolate_fn`)."""
+    x = x.reshape(-1)
+    xp = xp.reshape(-1).to(x.device)
+    fp = fp.reshape(-1).to(x.device)
+    dtype = torch.promote_types(torch.promote_types(x.dtype, xp.dtype), fp.dtype)
+    x, xp, fp = x.to(dtype), xp.to(dtype), fp.to(dtype)
+    j = (torch.searchsorted(xp, x) - 1).clamp(0, xp.numel() - 2)
+    x0, x1, f0, f1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
+    return f0 + (x - x0) * (f1 - f0) / (x1 - x0)
+
+
+def mr_arrays(sde: IRSDE) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(t, alpha_t, sigma_bar_t, lambda_t) on t = 0..T; lambda = log(alpha / sigma_bar), half the log-SNR."""
+    t = torch.linspace(0, sde.T, sde.T + 1, dtype=torch.float32)
+    alpha = sde.alphas
+    sigma = sde.sigma_bars
+    lam = torch.log(alpha) - torch.log(sigma)
+    return t, alpha, sigma, lam
+
+
+def mr_time_grid(
+    sde: IRSDE,
+    schedule: str,
+    n_steps: int,
+    *,
+    lambda_min: float = float("-inf"),
+    timestep_offset: int = 0,
+    rho: float = 7.0,
+) -> Tensor:
+    """MR Sampler's time points t_0 > t_1 > ... (float32), after Table 2 of Lin et al. 2024
+    ("Common diffusion noise schedules and sample steps are flawed") plus Karras and
+    linear-in-lambda grids. Normally n_steps + 1 points; `trailing` can give a different count,
+    as in the reference."""
+    t_array, alpha, sigma, lam = mr_arrays(sde)
+    T = sde.T
+    n = n_steps + 1
+    # The largest t whose lambda_t is still >= lambda_min.
+    clipped = int(torch.searchsorted(torch.flip(lam, [0]), torch.tensor(lambda_min, dtype=lam.dtype)))
+    t_max = T - clipped
+    if schedule == "linspace":
+        return torch.linspace(0, t_max, n, dtype=torch.float32).flip(0)
+    if schedule == "leading":
+        interval = t_max // n
+        return (torch.arange(0, n, dtype=torch.float32) * interval).flip(0) + timestep_offset
+    if schedule == "trailing":
+        interval = T / n
+        return torch.arange(t_max, 0, -interval, dtype=torch.float32)
+    if schedule == "karras-n":
+        # Karras et al. 2022, eq. (5), on sigma_bar / alpha, mapped back to t.
+        k_sigma = sigma / alpha
+        s_min, s_max = k_sigma.min().item(), k_sigma.max().item()
+        i = torch.linspace(0, 1, n, dtype=torch.float32)
+        karras = (s_max ** (1 / rho) + i * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+        return interp(karras, k_sigma, t_array)
+    if schedule == "karras-t":
+        i = torch.linspace(0, 1, n, dtype=torch.float32)
+        t_min = 1.0
+        return (T ** (1 / rho) + i * (t_min ** (1 / rho) - T ** (1 / rho))) ** rho
+    if schedule == "linear-lambda":
+        lam_lo = max(lam.min().item(), lambda_min)
+        lam_hi = lam.max().item()
+        grid = torch.linspace(lam_lo, lam_hi, n, dtype=torch.float32)
+        return interp(grid, lam.flip(0), t_array.flip(0))
+    raise ValueError(f"time_schedule: unknown schedule {schedule!r}")
+
+
+def euler_time_grid(T: int, n_steps: int) -> list[int]:
+    """The reference Euler-Maruyama / posterior grid: int(linspace(1, T, N)), from T down."""
+    return [int(t) for t in reversed(np.linspace(1, T, n_steps, dtype=float).tolist())]
+
+
+def heun_time_grid(T: int, n_steps: int) -> list[float]:
+    """Heun's grid: linspace(T, 0, N + 1)."""
+    return np.linspace(T, 0, n_steps + 1, dtype=float).tolist()

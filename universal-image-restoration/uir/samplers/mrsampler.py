@@ -1,0 +1,194 @@
+"""MR Sampler (Li et al., "MRS: A Fast Sampler for Mean Reverting Diffusion based on ODE and
+SDE Solvers", ICLR 2025): exponential-integrator solvers of IR-SDE's probability-flow ODE and
+reverse SDE in lambda = log(alpha / sigma_bar), written DPM-Solver(++)-style.
+
+With h_i = lambda_i - lambda_{i-1} and q the converted network output at earlier points,
+
+ODE, data prediction (eq. 16 and its multistep variants):
+    x_i = (sigma_i / sigma_{i-1}) x_{i-1} - alpha_i D
+          + mu (1 - sigma_i / sigma_{i-1} + (sigma_i / sigma_{i-1}) alpha_{i-1} - alpha_i)
+    D = phi1 q0 - phi2 D1 + phi3 D2,  phi1 = e^{-h} - 1, phi2 = phi1 / h + 1, phi3 = phi2 / h - 1/2
+ODE, noise prediction:
+    x_i = (alpha_i / alpha_{i-1}) x_{i-1} - sigma_i D + mu (1 - alpha_i / alpha_{i-1})
+    D = phi1 q0 + phi2 D1 + phi3 D2,  phi1 = e^{h} - 1, phi2 = phi1 / h - 1, phi3 = phi2 / h - 1/2
+SDE, data prediction (phi1 = 1 - e^{-2h}, phi2 = 1 - phi1 / (2h)):
+    x_i = (sigma_i / sigma_{i-1}) e^{-h} x_{i-1} + alpha_i (phi1 q0 + phi2 D1) + sigma_i sqrt(phi1) z
+          + mu (1 - (alpha_i / alpha_{i-1}) e^{-2h} - alpha_i phi1)
+SDE, noise prediction (phi1 = e^{h} - 1, phi2 = phi1 / h - 1):
+    x_i = (alpha_i / alpha_{i-1}) x_{i-1} - 2 sigma_i (phi1 q0 + phi2 D1) + sigma_i sqrt(e^{2h} - 1) z
+          + mu (1 - alpha_i / alpha_{i-1})
+D1, D2 are the divided differences of q; the first steps use lower orders (warm-up), and
+with fewer than 10 steps the order drops near the end, as in the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from uir.samplers.base import CountedModel, Denoiser, SampleResult
+from uir.samplers.config import SamplerConfig
+from uir.samplers.grids import interp, mr_arrays, mr_time_grid
+from uir.samplers.noise import NoiseSource, as_noise_source
+from uir.sde.irsde import IRSDE
+from uir.sde.predictions import to_data, to_noise
+
+
+def dynamic_threshold(x0: Tensor, ratio: float, max_value: float) -> Tensor:
+    """Imagen's dynamic thresholding (Saharia et al. 2022): per sample, s = clamp(quantile(|x0|,
+    ratio), 1, max_value); clip x0 to [-s, s] and divide by s."""
+    dtype = x0.dtype
+    flat = x0.float().reshape(x0.shape[0], -1)
+    s = torch.quantile(flat.abs(), ratio, dim=1).clamp(min=1, max=max_value).unsqueeze(1)
+    return (torch.clamp(flat, -s, s) / s).reshape(x0.shape).to(dtype)
+
+
+def _f(x: Tensor) -> float:
+    return float(x)
+
+
+def step_coefficients(alphas: Tensor, sigmas: Tensor, lambdas: Tensor, i: int, order: int,
+                      solver_type: str, parameterization: str) -> dict[str, float]:
+    """The scalars of one step to grid point i, as Python floats.
+
+    They are computed from the float32 grid arrays in float32, in the reference's order of
+    operations: a step of noise prediction late in the chain divides by a small sigma, so
+    the last bits of these scalars show in the output. Negative indices wrap, as the
+    reference's do when there are fewer steps than the order."""
+    a, a_prev, s, s_prev = alphas[i], alphas[i - 1], sigmas[i], sigmas[i - 1]
+    h = lambdas[i] - lambdas[i - 1]
+    c: dict[str, float] = {}
+    if order >= 2:
+        r0 = (lambdas[i - 1] - lambdas[i - 2]) / h
+        c["r0"] = _f(r0)
+    if order >= 3:
+        r1 = (lambdas[i - 2] - lambdas[i - 3]) / h
+        c["r1"], c["r0_plus_r1"] = _f(r1), _f(r0 + r1)
+    if solver_type == "ode" and parameterization == "data":
+        phi1 = torch.exp(-h) - 1
+        phi2 = phi1 / h + 1
+        c.update(phi1=_f(phi1), phi2=_f(phi2), phi3=_f(phi2 / h - 0.5), x=_f(s / s_prev), d=_f(a),
+                 mu=_f(1 - s / s_prev + s / s_prev * a_prev - a))
+    elif solver_type == "ode":
+        phi1 = torch.exp(h) - 1
+        phi2 = phi1 / h - 1
+        c.update(phi1=_f(phi1), phi2=_f(phi2), phi3=_f(phi2 / h - 0.5), x=_f(a / a_prev), d=_f(s),
+                 mu=_f(1 - a / a_prev))
+    elif parameterization == "data":
+        phi1 = 1 - torch.exp(-2 * h)
+        c.update(x=_f(s / s_prev * torch.exp(-h)), q0=_f(a * phi1), d1=_f(a * (1 - phi1 / 2 / h)),
+                 z=_f(s * torch.sqrt(phi1)), mu=_f(1 - a / a_prev * torch.exp(-2 * h) - a * phi1))
+    else:
+        phi1 = torch.exp(h) - 1
+        c.update(x=_f(a / a_prev), q0=_f(2 * s * phi1), d1=_f(2 * s * (phi1 / h - 1)),
+                 z=_f(s * torch.sqrt(torch.exp(2 * h) - 1)), mu=_f(1 - a / a_prev))
+    return c
+
+
+def divided_differences(q: list[Tensor], c: dict[str, float], order: int):
+    """(D1, D2): first and second divided differences of the buffered outputs, scaled by h."""
+    if order == 1:
+        return None, None
+    d1_0 = (q[0] - q[1]) / c["r0"]
+    if order == 2:
+        return d1_0, None
+    d1_1 = (q[1] - q[2]) / c["r1"]
+    return d1_0 + (d1_0 - d1_1) * c["r0"] / c["r0_plus_r1"], (d1_0 - d1_1) / c["r0_plus_r1"]
+
+
+@dataclass(frozen=True)
+class MRSampler:
+    sde: IRSDE
+    cfg: SamplerConfig
+
+    @classmethod
+    def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "MRSampler":
+        max_order = 3 if cfg.solver_type == "ode" else 2
+        if cfg.order > max_order:
+            raise ValueError(
+                f"sampler.order: {cfg.order} is not available with solver_type {cfg.solver_type!r}; "
+                f"valid orders: {', '.join(map(str, range(1, max_order + 1)))}"
+            )
+        if cfg.thresholding and cfg.parameterization != "data":
+            raise ValueError(
+                "sampler.thresholding: dynamic thresholding clips data predictions, so it needs "
+                "parameterization 'data' (got 'noise'); set thresholding: false or parameterization: data"
+            )
+        sampler = cls(sde, cfg)
+        M = len(sampler.timesteps) - 1
+        if M < 1:
+            raise ValueError(f"sampler.time_schedule {cfg.time_schedule!r} gives no step for num_sample_steps={cfg.num_sample_steps}")
+        if cfg.order == 3 and M < 3:
+            raise ValueError(f"sampler.order: order 3 needs num_sample_steps >= 3 (got {cfg.num_sample_steps}); use order 1 or 2")
+        return sampler
+
+    @property
+    def stochastic(self) -> bool:
+        return self.cfg.solver_type == "sde"
+
+    @property
+    def timesteps(self) -> list[float]:
+        c = self.cfg
+        return mr_time_grid(self.sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
+                            timestep_offset=c.timestep_offset, rho=c.rho).tolist()
+
+    def grid(self) -> tuple[list[float], Tensor, Tensor, Tensor]:
+        """(t_i, alpha_i, sigma_i, lambda_i) on the grid; the arrays stay float32, as in the reference."""
+        t_array, alpha, sigma, lam = mr_arrays(self.sde)
+        c = self.cfg
+        times = mr_time_grid(self.sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
+                             timestep_offset=c.timestep_offset, rho=c.rho)
+        return times.tolist(), interp(times, t_array, alpha), interp(times, t_array, sigma), interp(times, t_array, lam)
+
+    def plan(self, M: int) -> list[tuple[int, int]]:
+        """(grid index, order) of every step: lower-order warm-up, order reduction near the end
+        when there are fewer than 10 steps, and the last step at full order."""
+        order = self.cfg.order
+        steps = [(i, i) for i in range(1, order)]
+        steps += [(i, min(order, M - i) if M < 10 else order) for i in range(order, M)]
+        if not self.cfg.denoise_last:
+            steps.append((M, order))
+        return steps
+
+    @torch.no_grad()
+    def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
+               noise: NoiseSource | torch.Generator | None = None) -> SampleResult:
+        cfg = self.cfg
+        noise = as_noise_source(noise, "mrsampler") if self.stochastic else None
+        net = CountedModel(model, mu, text_context, image_context)
+        times, alphas, sigmas, lambdas = self.grid()
+        M = len(times) - 1
+        plan = self.plan(M)
+        coefs = [step_coefficients(alphas, sigmas, lambdas, i, order, cfg.solver_type, cfg.parameterization)
+                 for i, order in plan]
+        convert_to = to_data if cfg.parameterization == "data" else to_noise
+        q: list[Tensor | None] = [None] * cfg.order  # q[0] is the newest converted output
+
+        def convert(x: Tensor, i: int) -> Tensor:
+            out = convert_to(net(x, times[i]), cfg.fit_target, x, mu, alphas[i], sigmas[i], self.sde.sigma_inf)
+            return dynamic_threshold(out, cfg.threshold_ratio, cfg.threshold_max) if cfg.thresholding else out
+
+        x = x_T
+        for (i, order), c in zip(plan, coefs):
+            q.insert(0, convert(x, i - 1))
+            q.pop()
+            d1, d2 = divided_differences(q, c, order)
+            if cfg.solver_type == "ode":
+                sign = -1.0 if cfg.parameterization == "data" else 1.0
+                D = c["phi1"] * q[0]
+                if order >= 2:
+                    D = D + sign * (c["phi2"] * d1)
+                if order >= 3:
+                    D = D + c["phi3"] * d2
+                x = c["x"] * x - c["d"] * D
+            else:
+                sign = 1.0 if cfg.parameterization == "data" else -1.0
+                x_next = c["x"] * x + sign * (c["q0"] * q[0])
+                if order >= 2:
+                    x_next = x_next + sign * (c["d1"] * d1)
+                x = x_next + c["z"] * noise(x)
+            x = x + mu * c["mu"]
+        if cfg.denoise_last:
+            x = convert(x, M - 1)
+        return SampleResult(x.clamp(0, 1), net.nfe, times)
