@@ -116,7 +116,7 @@ class MRSampler:
                 "parameterization 'data' (got 'noise'); set thresholding: false or parameterization: data"
             )
         sampler = cls(sde, cfg)
-        M = len(sampler.timesteps) - 1
+        M = len(sampler.grid()[0]) - 1
         if M < 1:
             raise ValueError(f"sampler.time_schedule {cfg.time_schedule!r} gives no step for num_sample_steps={cfg.num_sample_steps}")
         if cfg.order == 3 and M < 3:
@@ -126,12 +126,6 @@ class MRSampler:
     @property
     def stochastic(self) -> bool:
         return self.cfg.solver_type == "sde"
-
-    @property
-    def timesteps(self) -> list[float]:
-        c = self.cfg
-        return mr_time_grid(self.sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
-                            timestep_offset=c.timestep_offset, rho=c.rho).tolist()
 
     def grid(self) -> tuple[list[float], Tensor, Tensor, Tensor]:
         """(t_i, alpha_i, sigma_i, lambda_i) on the grid; the arrays stay float32, as in the reference."""

@@ -40,8 +40,8 @@ def theta_schedule(name: str, T: int) -> Tensor:
     raise ValueError(f"sde.schedule: unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
 
 
-def _to_index(t, like: Tensor) -> Tensor | int:
-    """An integer time index as int, or a [B] tensor shaped to broadcast against `like`."""
+def _to_index(t) -> Tensor | int:
+    """An integer time index as int, or as a flat [B] long tensor (one time per sample)."""
     if isinstance(t, Tensor) and t.dim() > 0:
         return t.reshape(-1).long().cpu()
     return int(t)
@@ -91,7 +91,7 @@ class IRSDE:
         return torch.exp(-self.thetas_cumsum * self.dt_tensor)
 
     def _coef(self, array: Tensor, t, like: Tensor) -> Tensor:
-        idx = _to_index(t, like)
+        idx = _to_index(t)
         if isinstance(idx, int):
             return array[idx].to(like.device)
         return array[idx].to(like.device).view(-1, *([1] * (like.dim() - 1)))
