@@ -8,8 +8,11 @@ from typing import Any
 
 
 def closest(name: str, valid: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
-    return match[0] if match else None
+    """The valid name most like `name`, ignoring case (so `dataroot_gt` finds `dataroot_GT`)."""
+    valid = list(valid)
+    by_lower = {v.lower(): v for v in valid}
+    match = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[match[0]] if match else None
 
 
 def check_keys(section: str, given: Mapping[str, Any], valid: Iterable[str]) -> None:
