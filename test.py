@@ -1,0 +1,48 @@
+"""Evaluate IR-SDE samplers on paired LQ/GT test sets (the DA-CLIP universal-IR test).
+
+    python test.py -opt=options/mrsampler.yml
+    python test.py -opt=options/mrsampler.yml --sampler mrsampler posterior --nfe 5 10 20 \
+        --data-root /data/daclip-val --dataset low-light motion-blurry
+
+Every flag: `python test.py --help`. Outputs: see uir/evaluation/run_folder.py.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from uir.evaluation import USER_ERRORS, run, to_markdown
+from uir.options import build_arg_parser, load_options, overrides_from_args
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
+    uir_logger = logging.getLogger("uir")
+    uir_logger.addHandler(console)
+    uir_logger.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm(loggers=[uir_logger]):
+            options = load_options(args.opt, overrides_from_args(args))
+            result = run(options, source=args.opt)
+    except USER_ERRORS as exc:
+        print(f"test.py: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        uir_logger.removeHandler(console)
+    print(to_markdown(result.table), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,516 @@
+"""Options: the reference's YAML files, our option files, validation, overrides, the CLI."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from uir.options import (
+    REFERENCE_TASKS,
+    EvalOptions,
+    OptionsError,
+    build_arg_parser,
+    load_options,
+    overrides_from_args,
+    parse_assignment,
+    parse_cli,
+    parse_options,
+    with_override,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+OUR_OPTION_FILES = ("test.yml", "mrsampler.yml", "posterior.yml", "euler.yml", "heun.yml")
+# What each reference file sets: (name, algorithm, num_sample_steps, solver_type, time_schedule, task).
+REFERENCE_VALUES = {
+    "test.yml": ("universal-ir", "mrsampler", 20, "sde", "linear-lambda", "deg_type"),
+    "mrsampler.yml": ("mrsampler", "mrsampler", 20, "ode", "linspace", "uncompleted"),
+    "posterior.yml": ("universal-ir", "posterior", 100, "sde", "linear-lambda", "motion-blurry"),
+    "euler.yml": ("universal-ir", "sde", 100, "sde", "linear-lambda", "motion-blurry"),
+    "heun.yml": ("universal-ir-heun", "heun", 100, "sde", "linspace", "uncompleted"),
+}
+
+# The reference's test option files, verbatim (grrrute/mr-sampler,
+# universal-image-restoration/config/daclip-sde/options/*.yml).
+REFERENCE_OPTION_FILES = {
+    "test.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: mrsampler # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: deg_type # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/deg_type/GT
+   dataroot_LQ: your/path/to/dataset/deg_type/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 20
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "mrsampler.yml": """\
+name: mrsampler # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: mrsampler # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: uncompleted # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/uncompleted/GT
+   dataroot_LQ: your/path/to/dataset/uncompleted/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 20
+  solver_type: ode # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linspace
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "posterior.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: posterior # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: motion-blurry # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/motion-blurry/GT
+   dataroot_LQ: your/path/to/dataset/motion-blurry/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "euler.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: sde # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: motion-blurry # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/motion-blurry/GT
+   dataroot_LQ: your/path/to/dataset/motion-blurry/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "heun.yml": """\
+name: universal-ir-heun # experiment dir name, universal-ir-mrsampler or universal-ir
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: heun # sde or posterior or mrsampler or heun
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: uncompleted
+   mode: LQGT
+   dataroot_GT: /mnt/intern/zhejing.la/data/4_daclip/daclip-val/uncompleted/GT
+   dataroot_LQ: /mnt/intern/zhejing.la/data/4_daclip/daclip-val/uncompleted/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: /mnt/intern/zhejing.la/data/4_daclip/universal-ir.pth
+  daclip: /mnt/intern/zhejing.la/data/4_daclip/daclip_ViT-B-32.pt
+
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linspace
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+}
+
+
+def write(tmp_path: Path, text: str, name: str = "opt.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("file", sorted(REFERENCE_OPTION_FILES))
+def test_reference_option_files_load_unchanged(tmp_path, file):
+    options = load_options(write(tmp_path, REFERENCE_OPTION_FILES[file], file))
+    name, algorithm, steps, solver, schedule, task = REFERENCE_VALUES[file]
+    assert options.name == name
+    assert options.sde.algorithm == algorithm and options.samplers == (algorithm,)
+    assert options.nfes == (steps,) and options.sampler.num_sample_steps == steps
+    assert (options.sampler.solver_type, options.sampler.time_schedule) == (solver, schedule)
+    assert (options.sampler.fit_target, options.sampler.lambda_min, options.sampler.order) == ("noise", -5.0, 2)
+    assert (options.sde.max_sigma, options.sde.T, options.sde.schedule, options.sde.eps) == (50.0, 100, "cosine", 0.005)
+    assert [d.name for d in options.datasets] == [task]
+    assert options.datasets[0].dataroot_LQ.endswith(f"{task}/LQ")
+    assert options.distortion == REFERENCE_TASKS
+    assert options.network_G.setting["ch_mult"] == [1, 2, 4, 8] and options.network_G.setting["context_dim"] == 512
+    # the reference falls back to degradation.scale (4) for the metrics' crop border
+    assert options.crop_border is None and options.effective_crop_border == 4
+    # faithful defaults of the run settings
+    assert (options.precision, options.compile, options.batch_size, options.channels_last) == ("fp32", False, 1, False)
+
+
+@pytest.mark.parametrize("file", OUR_OPTION_FILES)
+def test_our_option_files_keep_the_reference_values(tmp_path, file):
+    ours = load_options(REPO / "options" / file).to_dict()
+    ref = load_options(write(tmp_path, REFERENCE_OPTION_FILES[file], file)).to_dict()
+    for key in ("name", "suffix", "model", "distortion", "gpu_ids", "sde", "degradation", "network_G", "sampler",
+                "crop_border", "seed", "precision", "batch_size", "compile"):
+        assert ours[key] == ref[key], key
+    assert [d["name"] for d in ours["datasets"].values()] == [d["name"] for d in ref["datasets"].values()]
+    assert ours["path"]["pretrain_model_G"].startswith("your/path")  # placeholders, no private paths
+
+
+def test_resolved_options_round_trip_through_yaml():
+    options = load_options(REPO / "options" / "mrsampler.yml", [("sweep.nfe", [5, 10]), ("suffix", "_x")])
+    again = parse_options(yaml.safe_load(yaml.safe_dump(options.to_dict())))
+    assert again == options
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.seed = 3  # type: ignore[misc]
+
+
+def test_misspelt_keys_suggest_the_closest(tmp_path):
+    base = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
+    cases = [
+        ({**base, "batchsize": 4}, r"options\.batchsize: unknown key \(did you mean 'batch_size'\?\)"),
+        (with_override(base, "sde.shedule", "cosine"), r"sde\.shedule: unknown key \(did you mean 'schedule'\?\)"),
+        (with_override(base, "sampler.num_sampel_steps", 3), r"did you mean 'num_sample_steps'"),
+        (with_override(base, "datasets.test1.datroot_GT", "x"), r"datasets\.test1\.datroot_GT: .*'dataroot_GT'"),
+        (with_override(base, "network_G.setting.nff", 3), r"network_G\.setting\.nff: .*'nf'"),
+        (with_override(base, "path.pretrain_model", "x"), r"path\.pretrain_model: .*'pretrain_model_G'"),
+    ]
+    for raw, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            parse_options(raw)
+
+
+def test_bad_values_list_the_valid_ones():
+    base = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
+    cases = [
+        (("sde.algorithm", "mrsamplr"), r"sde\.algorithm: 'mrsamplr' .*did you mean 'mrsampler'.*sde, posterior, heun, mrsampler"),
+        (("precision", "fp64"), r"precision: .*valid values: fp32, bf16, fp16"),
+        (("device", "gpu"), r"device: 'gpu' is not valid; valid values: auto, cpu, cuda, cuda:N"),
+        (("batch_size", "many"), r"batch_size: expected a positive integer or 'auto'"),
+        (("batch_size", 0), r"batch_size: must be >= 1"),
+        (("sde.schedule", "cosin"), r"sde\.schedule: .*cosine"),
+        (("sampler.solver_type", "odee"), r"sampler\.solver_type: .*valid values: ode, sde"),
+        (("datasets.test1.mode", "LQGTx"), r"datasets\.test1\.mode: .*LQGT, LQ"),
+        (("compile", "yes"), r"compile: expected true or false"),
+        (("sweep.samplers", ["heun", "eulr"]), r"sweep\.samplers.*'eulr'.*valid values: sde, posterior, heun, mrsampler"),
+        (("sweep.nfe", [5, 0]), r"sweep\.nfe \(--nfe\): must be >= 1"),
+        (("overwrite", True), None),
+    ]
+    for (key, value), pattern in cases:
+        raw = with_override(base, key, value)
+        if pattern is None:
+            assert parse_options(raw).overwrite is True
+        else:
+            with pytest.raises(ValueError, match=pattern):
+                parse_options(raw)
+    with pytest.raises(ValueError, match="overwrite and resume"):
+        parse_options({**base, "overwrite": True, "resume": True})
+
+
+def test_our_run_keys_and_their_defaults():
+    raw = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
+    options = parse_options(raw)
+    assert (options.seed, options.device, options.num_workers, options.metrics, options.lpips) == (0, "auto", 2, True, True)
+    assert (options.data_root, options.tasks, options.max_images, options.results_root) == (None, None, None, "results")
+    custom = parse_options({**raw, "batch_size": "auto", "device": "cuda:1", "crop_border": 0, "precision": "bf16",
+                            "data_root": "~/data", "max_images": 3})
+    assert custom.batch_size == "auto" and custom.device == "cuda:1" and custom.precision == "bf16"
+    assert custom.effective_crop_border == 0  # explicit 0: no crop
+    assert custom.data_root == str(Path("~/data").expanduser())
+    assert parse_options({**raw, "crop_border": 2}).effective_crop_border == 2
+
+
+def test_missing_sections_and_sources_are_errors():
+    raw = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
+    with pytest.raises(ValueError, match="network_G: not set"):
+        parse_options({k: v for k, v in raw.items() if k != "network_G"})
+    with pytest.raises(ValueError, match="datasets: no test set"):
+        parse_options({k: v for k, v in raw.items() if k != "datasets"})
+    assert parse_options({**{k: v for k, v in raw.items() if k != "datasets"}, "data_root": "/data"}).datasets == ()
+    with pytest.raises(ValueError, match=r"datasets\.test1\.dataroot_LQ: not set"):
+        parse_options(with_override(raw, "datasets.test1.dataroot_LQ", None))
+    with pytest.raises(ValueError, match=r"tasks \(--dataset\): task names need a data root"):
+        parse_options({**raw, "tasks": ["noisy"]})
+    # GT is optional
+    assert parse_options(with_override(raw, "datasets.test1.dataroot_GT", None)).datasets[0].dataroot_GT is None
+
+
+def test_set_assignments_read_yaml_values():
+    assert parse_assignment("sampler.order=3") == ("sampler.order", 3)
+    assert parse_assignment("sweep.nfe=[5, 10]") == ("sweep.nfe", [5, 10])
+    assert parse_assignment("path.daclip=~") == ("path.daclip", None)
+    assert parse_assignment("path.daclip=") == ("path.daclip", None)
+    assert parse_assignment("sampler.thresholding=true") == ("sampler.thresholding", True)
+    assert parse_assignment("name=a=b") == ("name", "a=b")
+    for bad in ("sampler.order", "=3", "a..b=1"):
+        with pytest.raises(OptionsError, match="KEY.PATH=VALUE"):
+            parse_assignment(bad)
+    raw = {"name": "x", "sde": {"T": 100}}
+    assert with_override(raw, "sde.eps", 0.01) == {"name": "x", "sde": {"T": 100, "eps": 0.01}}
+    assert with_override(raw, "sweep.nfe", [1]) == {"name": "x", "sde": {"T": 100}, "sweep": {"nfe": [1]}}
+    assert raw == {"name": "x", "sde": {"T": 100}}  # not modified
+    with pytest.raises(OptionsError, match="name holds 'x', not a section"):
+        with_override(raw, "name.first", 1)
+
+
+def test_command_line_flags_map_to_options(tmp_path):
+    opt = write(tmp_path, REFERENCE_OPTION_FILES["mrsampler.yml"])
+    options = parse_cli([
+        f"-opt={opt}", "--sampler", "mrsampler", "posterior", "--nfe", "5", "10", "20",
+        "--dataset", "low-light", "motion-blurry", "--data-root", str(tmp_path), "--seed", "7", "--device", "cpu",
+        "--batch-size", "auto", "--num-workers", "0", "--max-images", "3", "--precision", "bf16", "--compile",
+        "--channels-last", "--no-lpips", "--results-root", str(tmp_path / "res"),
+        "--set", "sampler.order=3", "--set", "seed=1",
+    ])
+    assert options.samplers == ("mrsampler", "posterior") and options.nfes == (5, 10, 20)
+    assert options.tasks == ("low-light", "motion-blurry") and options.data_root == str(tmp_path)
+    assert options.seed == 7  # flags come after --set
+    assert (options.device, options.batch_size, options.num_workers, options.max_images) == ("cpu", "auto", 0, 3)
+    assert (options.precision, options.compile, options.channels_last) == ("bf16", True, True)
+    assert (options.metrics, options.lpips) == (True, False)
+    assert options.sampler.order == 3 and options.results_root == str(tmp_path / "res")
+    plain = parse_cli(["-opt", str(opt)])
+    assert plain.samplers == ("mrsampler",) and plain.nfes == (20,) and plain.tasks is None
+    assert parse_cli(["-opt", str(opt), "--no-metrics", "--overwrite"]).metrics is False
+    assert parse_cli(["-opt", str(opt), "--resume"]).resume is True
+    assert parse_cli(["-opt", str(opt), "--resume", str(tmp_path)]).resume == str(tmp_path)
+    args = build_arg_parser().parse_args(["-opt", str(opt), "--batch-size", "4"])
+    assert overrides_from_args(args) == [("batch_size", 4)]
+
+
+def test_cli_errors_name_the_file_and_key(tmp_path):
+    opt = write(tmp_path, REFERENCE_OPTION_FILES["test.yml"])
+    with pytest.raises(OptionsError, match=rf"{opt}: sweep\.samplers.*did you mean 'heun'"):
+        parse_cli(["-opt", str(opt), "--sampler", "huen"])
+    with pytest.raises(OptionsError, match=r"-opt: options file .*missing\.yml does not exist"):
+        parse_cli(["-opt", str(tmp_path / "missing.yml")])
+    bad = write(tmp_path, "name: [unclosed", "bad.yml")
+    with pytest.raises(OptionsError, match="not valid YAML"):
+        parse_cli(["-opt", str(bad)])
+    with pytest.raises(SystemExit):
+        parse_cli(["-opt", str(opt), "--nfe", "five"])
+    with pytest.raises(SystemExit):
+        parse_cli(["-opt", str(opt), "--batch-size", "lots"])
+
+
+def test_options_object_is_typed():
+    options = load_options(REPO / "options" / "heun.yml")
+    assert isinstance(options, EvalOptions)
+    assert all(dataclasses.is_dataclass(getattr(options, k)) for k in ("sde", "degradation", "path", "sampler", "sweep"))
+    assert isinstance(options.distortion, tuple) and isinstance(options.datasets, tuple)

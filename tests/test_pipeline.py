@@ -1,0 +1,485 @@
+"""End-to-end runs of the evaluation pipeline on a tiny generated data set and tiny networks (CPU)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import uir.evaluation.pipeline as pipeline
+from uir.data.paired import read_image, read_image_uint8
+from uir.evaluation import USER_ERRORS, RunFolderError, read_csv, restore_batch, run
+from uir.evaluation.conditioning import ContextEncoder
+from uir.evaluation.runtime import NetworkCall
+from uir.metrics import image_metrics, quantize_to_uint8
+from uir.models.daclip import build_daclip, load_daclip
+from uir.models.networks import build_network, load_network
+from uir.options import OptionsError, parse_options
+from uir.samplers import SamplerConfig, build_sampler
+from uir.sde import IRSDE
+
+REPO = Path(__file__).resolve().parents[1]
+PLAIN_NET = dict(in_nc=3, out_nc=3, nf=8, ch_mult=[1, 2], context_dim=0, use_degra_context=False,
+                 use_image_context=False)
+CONTEXT_NET = dict(in_nc=3, out_nc=3, nf=16, ch_mult=[1, 2], context_dim=32, use_degra_context=True,
+                   use_image_context=True)
+TINY_DACLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 16, "head_width": 16},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
+}
+SAMPLER_BLOCK = {"num_sample_steps": 2, "solver_type": "ode", "parameterization": "data", "order": 2,
+                 "fit_target": "noise", "lambda_min": -5.0, "time_schedule": "linspace"}
+ALL_SAMPLERS = ["sde", "posterior", "heun", "mrsampler"]
+CROP = 4  # degradation.scale, the reference's fallback
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The networks here are tiny: one intra-op thread is fastest and keeps the shared CPUs free."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
+def _make_task(root: Path, task: str, specs, rng, with_gt: bool = True) -> None:
+    """specs: (name, H, W, channels) with channels 3 (BGR), 1 (gray) or 4 (BGRA)."""
+    for name, h, w, c in specs:
+        shape = (h, w) if c == 1 else (h, w, c)
+        gt = rng.integers(0, 256, shape).astype(np.uint8)
+        lq = np.clip(gt.astype(int) + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
+        if c == 4:
+            gt[..., 3] = lq[..., 3] = 255
+        _write(root / task / "LQ" / f"{name}.png", lq)
+        if with_gt:
+            _write(root / task / "GT" / f"{name}.png", gt)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A data root (noisy: 4 images of mixed sizes incl. gray and RGBA; hazy: 2; low-light: LQ only)
+    and checkpoints of a tiny UNet without contexts, one with contexts, and a tiny DA-CLIP."""
+    root = tmp_path_factory.mktemp("pipeline")
+    rng = np.random.default_rng(0)
+    data = root / "data"
+    _make_task(data, "noisy", [("a", 24, 32, 3), ("b", 32, 32, 3), ("c_gray", 24, 32, 1), ("d_rgba", 24, 32, 4)], rng)
+    _make_task(data, "hazy", [("x", 24, 32, 3), ("y", 24, 32, 3)], rng)
+    _make_task(data, "low-light", [("z", 32, 32, 3)], rng, with_gt=False)
+    torch.manual_seed(0)
+    torch.save(build_network("ConditionalUNet", PLAIN_NET).state_dict(), root / "plain.pth")
+    torch.save(build_network("ConditionalUNet", CONTEXT_NET).state_dict(), root / "context.pth")
+    daclip = build_daclip(TINY_DACLIP)
+    with torch.no_grad():  # the controller's projections start at zero: make them matter
+        for p in daclip.visual_control.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    torch.save(daclip.state_dict(), root / "daclip.pt")
+    return root
+
+
+def raw_options(ws: Path, results: str, **extra) -> dict:
+    raw = {
+        "name": "t",
+        "network_G": {"which_model_G": "ConditionalUNet", "setting": dict(PLAIN_NET)},
+        "path": {"pretrain_model_G": str(ws / "plain.pth"), "daclip": None},
+        "sde": {"max_sigma": 50, "T": 100, "schedule": "cosine", "eps": 0.005, "algorithm": "sde"},
+        "sampler": dict(SAMPLER_BLOCK),
+        "data_root": str(ws / "data"),
+        "distortion": ["noisy"],
+        "num_workers": 0,
+        "results_root": str(ws / results),
+        "device": "cpu",
+    }
+    for key, value in extra.items():
+        raw[key] = value
+    return raw
+
+
+def options(ws: Path, results: str, **extra):
+    return parse_options(raw_options(ws, results, **extra))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
+# ---- one sweep over every sampler, two NFEs and two tasks ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sweep(ws):
+    opts = options(ws, "sweep", sweep={"samplers": ALL_SAMPLERS, "nfe": [2, 3]}, distortion=["noisy", "hazy"],
+                   batch_size=2, num_workers=2, suffix="_r")
+    return run(opts, progress=False)
+
+
+def test_sweep_writes_one_row_per_task_sampler_nfe(sweep):
+    table = sweep.table
+    assert len(table) == 2 * 4 * 2
+    assert {(r["task"], r["sampler"], r["nfe"]) for r in table} == {
+        (t, s, n) for t in ("noisy", "hazy") for s in ALL_SAMPLERS for n in (2, 3)
+    }
+    for row in table:
+        assert row["images"] == (4 if row["task"] == "noisy" else 2)
+        assert all(isinstance(row[m], float) for m in ("psnr", "ssim", "psnr_y", "ssim_y"))
+        assert row["lpips"] is None or isinstance(row["lpips"], float)
+        assert row["sec_per_image"] > 0
+    mr = next(r for r in table if r["sampler"] == "mrsampler" and r["nfe"] == 3)
+    assert (mr["solver"], mr["order"], mr["parameterization"], mr["schedule"]) == ("ode", 2, "data", "linspace")
+    assert mr["model_calls"] == 3
+    euler = next(r for r in table if r["sampler"] == "sde" and r["nfe"] == 2)
+    assert (euler["solver"], euler["order"], euler["model_calls"]) == ("sde", 1, 2)
+    # the three table files hold the same rows
+    assert read_csv(sweep.paths["csv"]) == table
+    assert json.loads(sweep.paths["json"].read_text())["rows"] == table
+    assert sweep.paths["md"].read_text().count("\n") == 2 + len(table)
+
+
+def test_sweep_folder_layout(sweep):
+    run_dir = sweep.run_dir
+    assert run_dir.name == "t"
+    for task, names in (("noisy", ["a", "b", "c_gray", "d_rgba"]), ("hazy", ["x", "y"])):
+        for sampler in ALL_SAMPLERS:
+            for nfe in (2, 3):
+                folder = run_dir / task / f"{sampler}_nfe{nfe}"
+                assert sorted(p.name for p in folder.iterdir()) == [f"{n}_r.png" for n in names]
+    rows = read_csv(sweep.paths["per_image"])
+    assert len(rows) == (4 + 2) * 8
+    assert {r["seed"] for r in rows if r["task"] == "noisy"} == {0, 1, 2, 3}  # seed (0) + image index
+    assert yaml.safe_load(sweep.paths["options"].read_text())["sweep"] == {"samplers": ALL_SAMPLERS, "nfe": [2, 3]}
+    assert parse_options(yaml.safe_load(sweep.paths["options"].read_text())).suffix == "_r"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    log = sweep.paths["log"].read_text()
+    assert "noisy mrsampler_nfe3: c_gray psnr=" in log and "sweep: samplers sde, posterior, heun, mrsampler" in log
+    assert "| hazy | mrsampler | 3 |" in log  # the table
+
+
+def test_metrics_recomputed_from_saved_pngs_equal_the_table(sweep, ws):
+    rows = read_csv(sweep.paths["per_image"])
+    for row in rows:
+        out = read_rgb(sweep.run_dir / row["output"])
+        gt = read_image_uint8(ws / "data" / row["task"] / "GT" / f"{row['image']}.png")
+        expected = image_metrics(out, gt, CROP)
+        for metric, value in expected.items():
+            assert row[metric] == pytest.approx(value, rel=1e-12, abs=1e-12), (row["output"], metric)
+    for entry in sweep.table:
+        group = [r for r in rows if (r["task"], r["sampler"], r["nfe"]) == (entry["task"], entry["sampler"], entry["nfe"])]
+        for metric in ("psnr", "ssim", "psnr_y", "ssim_y"):
+            recomputed = np.mean([
+                image_metrics(read_rgb(sweep.run_dir / r["output"]),
+                              read_image_uint8(ws / "data" / r["task"] / "GT" / f"{r['image']}.png"), CROP)[metric]
+                for r in group
+            ])
+            assert entry[metric] == pytest.approx(recomputed, rel=1e-12)
+
+
+# ---- batching and seeds ----------------------------------------------------------------------------
+
+
+# (sampler, settings, tolerance). The UNet itself differs between batch sizes by float rounding
+# (~5e-7 here, from the convolution kernels); MR Sampler with fit_target noise turns the noise
+# prediction into a data prediction at t near T, x0 = (x - mu - sigma_bar eps) / alpha + mu, which
+# multiplies that rounding by up to 1 / alpha_T = 1 / eps = 200 (measured: 1.6e-5).
+SAMPLER_CASES = [
+    ("sde", {}, 1e-5), ("posterior", {}, 1e-5), ("heun", {"solver_type": "ode"}, 1e-5),
+    ("heun", {"solver_type": "sde"}, 1e-5), ("mrsampler", {"solver_type": "ode", "fit_target": "data"}, 1e-5),
+    ("mrsampler", {"solver_type": "ode"}, 5e-5), ("mrsampler", {"solver_type": "sde"}, 5e-5),
+]
+
+
+def test_the_unet_is_batch_invariant_up_to_rounding(ws):
+    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth").eval()
+    x, mu = torch.rand(3, 3, 24, 32), torch.rand(3, 3, 24, 32)
+    with torch.no_grad():
+        together = network(x, mu, 100.0)
+        for i in range(3):
+            torch.testing.assert_close(together[i : i + 1], network(x[i : i + 1], mu[i : i + 1], 100.0),
+                                       atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name, changes, tolerance", SAMPLER_CASES)
+def test_an_image_gets_the_same_result_in_any_batch(ws, name, changes, tolerance):
+    torch.manual_seed(1)
+    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
+    call = NetworkCall(network.eval(), torch.device("cpu"))
+    sde = IRSDE.create(50, 100, "cosine", 0.005)
+    sampler = build_sampler(name, sde, SamplerConfig.from_dict({**SAMPLER_BLOCK, **changes, "num_sample_steps": 3}))
+    mu = torch.rand(3, 3, 24, 32)
+    seeds = [10, 11, 12]
+    together = restore_batch(sampler, call, sde, mu, seeds).x
+    for i in range(3):
+        alone = restore_batch(sampler, call, sde, mu[i : i + 1], [seeds[i]]).x
+        torch.testing.assert_close(together[i : i + 1], alone, atol=tolerance, rtol=0)
+    # seeds, not batch positions, decide the noise
+    swapped = restore_batch(sampler, call, sde, mu[[1, 0]], [11, 10]).x
+    torch.testing.assert_close(swapped[[1, 0]], together[:2], atol=tolerance, rtol=0)
+    if sampler.stochastic:
+        other = restore_batch(sampler, call, sde, mu[:1], [99]).x
+        assert (other - together[:1]).abs().max() > 1e-3
+
+
+def test_batch_size_does_not_change_saved_images(ws):
+    single = run(options(ws, "bs1", batch_size=1), progress=False)
+    batched = run(options(ws, "bs3", batch_size=3, num_workers=2), progress=False)
+    for row in read_csv(single.paths["per_image"]):
+        a = read_rgb(single.run_dir / row["output"]).astype(int)
+        b = read_rgb(batched.run_dir / row["output"]).astype(int)
+        assert np.abs(a - b).max() <= 1, row["output"]
+    assert {r["batch_size"] for r in read_csv(batched.paths["per_image"])} == {1, 3}  # 3 of 24x32, 1 of 32x32
+
+
+# ---- contexts, no GT, metrics switches -------------------------------------------------------------
+
+
+def test_daclip_contexts_are_computed_once_per_image_and_reach_the_unet(ws, monkeypatch):
+    seen = []
+    original = ContextEncoder.__call__
+
+    def counting(self, lq):
+        seen.append(lq.shape[0])
+        return original(self, lq)
+
+    monkeypatch.setattr(ContextEncoder, "__call__", counting)
+    opts = options(ws, "ctx", network_G={"which_model_G": "ConditionalUNet", "setting": CONTEXT_NET},
+                   path={"pretrain_model_G": str(ws / "context.pth"), "daclip": str(ws / "daclip.pt")},
+                   daclip_config=TINY_DACLIP, sweep={"samplers": ["mrsampler", "sde"], "nfe": [2]}, batch_size=2)
+    result = run(opts, progress=False)
+    assert sum(seen) == 4  # 4 images, 2 samplers: contexts once per image
+    # recompute image "b" (index 1) by hand: DA-CLIP image features -> image_context, degradation -> text_context
+    network = load_network("ConditionalUNet", CONTEXT_NET, ws / "context.pth").eval()
+    daclip = load_daclip(ws / "daclip.pt", config=TINY_DACLIP)
+    lq = torch.from_numpy(read_image(ws / "data" / "noisy" / "LQ" / "b.png")).permute(2, 0, 1)[None]
+    image_context, degra_context = daclip.contexts(lq)
+    sde = IRSDE.create(50, 100, "cosine", 0.005)
+    sampler = build_sampler("mrsampler", sde, SamplerConfig.from_dict(SAMPLER_BLOCK))
+    x = restore_batch(sampler, NetworkCall(network, torch.device("cpu")), sde, lq, [1],
+                      text_context=degra_context, image_context=image_context).x
+    expected = quantize_to_uint8(x)[0].permute(1, 2, 0).numpy().astype(int)
+    saved = read_rgb(result.run_dir / "noisy" / "mrsampler_nfe2" / "b.png").astype(int)
+    assert np.abs(saved - expected).max() <= 1
+    swapped = restore_batch(sampler, NetworkCall(network, torch.device("cpu")), sde, lq, [1],
+                            text_context=image_context, image_context=degra_context).x
+    assert (swapped - x).abs().max() > 1e-4  # the test can tell the two contexts apart
+
+
+def test_network_with_contexts_needs_path_daclip(ws):
+    opts = options(ws, "noctx", network_G={"which_model_G": "ConditionalUNet", "setting": CONTEXT_NET},
+                   path={"pretrain_model_G": str(ws / "context.pth"), "daclip": None})
+    with pytest.raises(OptionsError, match=r"path\.daclip: not set, but the network reads DA-CLIP contexts"):
+        run(opts, progress=False)
+    assert not (ws / "noctx").exists()  # nothing written before the setup succeeded
+
+
+def test_tasks_from_distortion_skip_absent_folders(ws, caplog):
+    with caplog.at_level(logging.WARNING, logger="uir"):
+        result = run(options(ws, "distortion", distortion=["noisy", "rainy", "hazy"], max_images=1), progress=False)
+    assert [r["task"] for r in result.table] == ["noisy", "hazy"]
+    assert any("no folder for rainy" in r.getMessage() for r in caplog.records)
+
+
+def test_task_without_gt_writes_images_and_no_metrics(ws):
+    result = run(options(ws, "nogt", distortion=["low-light"]), progress=False)
+    (row,) = result.table
+    assert row["images"] == 1 and all(row[m] is None for m in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips"))
+    assert (result.run_dir / "low-light" / "sde_nfe2" / "z.png").is_file()
+
+
+def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
+    off = run(options(ws, "nometrics", metrics=False, max_images=1), progress=False)
+    assert off.table[0]["psnr"] is None and off.table[0]["images"] == 1
+
+    monkeypatch.setattr(pipeline.LpipsMetric, "create", classmethod(lambda cls, device: None))
+    monkeypatch.setattr(pipeline, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
+    with caplog.at_level(logging.WARNING, logger="uir"):
+        result = run(options(ws, "nolpips", sweep={"samplers": ["sde", "posterior"], "nfe": [2]}), progress=False)
+    warnings = [r for r in caplog.records if "no AlexNet weights (test)" in r.getMessage()]
+    assert len(warnings) == 1 and "LPIPS column stays empty" in warnings[0].getMessage()
+    assert all(r["lpips"] is None and r["psnr"] is not None for r in result.table)
+
+    class FakeLpips:
+        def __call__(self, out01, gt01):
+            assert out01.dtype == torch.float32 and gt01.shape == out01.shape
+            return torch.full((out01.shape[0],), 0.25)
+
+    monkeypatch.setattr(pipeline.LpipsMetric, "create", classmethod(lambda cls, device: FakeLpips()))
+    with_lpips = run(options(ws, "fakelpips", max_images=2), progress=False)
+    assert with_lpips.table[0]["lpips"] == pytest.approx(0.25)
+    skipped = run(options(ws, "nolpipsflag", max_images=1, lpips=False), progress=False)
+    assert skipped.table[0]["lpips"] is None
+
+
+# ---- run folders: no overwrite, overwrite, resume --------------------------------------------------
+
+
+def test_finished_runs_are_never_overwritten_silently(ws):
+    first = run(options(ws, "keep", max_images=1), progress=False)
+    marker = first.run_dir / "noisy" / "sde_nfe2" / "a.png"
+    before = marker.read_bytes()
+    second = run(options(ws, "keep", max_images=1, seed=5), progress=False)
+    assert (first.run_dir.name, second.run_dir.name) == ("t", "t_2")
+    assert marker.read_bytes() == before
+    (first.run_dir / "note.txt").write_text("mine")
+    third = run(options(ws, "keep", max_images=1, overwrite=True), progress=False)
+    assert third.run_dir == first.run_dir and not (first.run_dir / "note.txt").exists()
+    foreign = ws / "foreign" / "t"
+    foreign.mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("do not delete")
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        run(options(ws, "foreign", max_images=1, overwrite=True), progress=False)
+    assert (foreign / "thesis.tex").is_file()
+
+
+def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
+    calls = {"n": 0}
+    original = pipeline.restore_batch
+
+    def interrupt_second_batch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "restore_batch", interrupt_second_batch)
+    opts = options(ws, "resume", batch_size=2)
+    with pytest.raises(KeyboardInterrupt):
+        run(opts, progress=False)
+    run_dir = ws / "resume" / "t"
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    done = read_csv(run_dir / "per_image.csv")
+    assert sorted(r["image"] for r in done) == ["a", "c_gray"]  # the first batch (24x32) finished
+    saved = {r["image"]: (run_dir / r["output"]).stat().st_mtime_ns for r in done}
+
+    monkeypatch.setattr(pipeline, "restore_batch", original)
+    with pytest.raises(RunFolderError, match=r"seed: 0 then, 3 now"):
+        run(options(ws, "resume", batch_size=2, seed=3, resume=True), progress=False)
+    resumed = run(options(ws, "resume", batch_size=2, resume=True), progress=False)
+    assert resumed.run_dir == run_dir and (resumed.processed, resumed.skipped) == (2, 2)
+    assert {r["image"]: (run_dir / r["output"]).stat().st_mtime_ns for r in done} == saved
+    assert resumed.table[0]["images"] == 4
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+    # a resumed run whose sweep grows runs only the new points
+    grown = run(options(ws, "resume", batch_size=2, resume=True, sweep={"samplers": ["sde"], "nfe": [2, 3]}),
+                progress=False)
+    assert (grown.processed, grown.skipped) == (4, 4) and len(grown.table) == 2
+    # a PNG that went missing is restored again
+    (run_dir / "noisy" / "sde_nfe3" / "b.png").unlink()
+    again = run(options(ws, "resume", resume=True, sweep={"samplers": ["sde"], "nfe": [2, 3]}), progress=False)
+    assert (again.processed, again.skipped) == (1, 7)
+
+
+# ---- errors as the user sees them --------------------------------------------------------------------
+
+
+def _test_script():
+    spec = importlib.util.spec_from_file_location("uir_test_script", REPO / "test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _yaml(ws: Path, name: str, raw: dict) -> Path:
+    path = ws / f"{name}.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_test_py_runs_and_prints_the_table(ws, capsys):
+    script = _test_script()
+    opt = _yaml(ws, "cli", raw_options(ws, "cli"))
+    code = script.main(["-opt", str(opt), "--sampler", "posterior", "heun", "--nfe", "2", "--dataset", "noisy",
+                        "hazy", "--max-images", "1"])
+    assert code == 0
+    rows = read_csv(ws / "cli" / "t" / "results.csv")
+    assert len(rows) == 2 * 1 * 2 and {r["images"] for r in rows} == {1}
+    assert "| noisy | posterior | 2 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("dataroot", r"datasets\.test1\.dataroot_LQ: .*nowhere/LQ does not exist"),
+    ("checkpoint", r"path\.pretrain_model_G: .*missing\.pth does not exist\. Download universal-ir\.pth from HuggingFace"),
+    ("key", r"sampler\.ordr: unknown key \(did you mean 'order'\?\)"),
+    ("task", r"unknown task 'nosy' \(did you mean 'noisy'\?\); known tasks: motion-blurry, hazy"),
+    ("daclip", r"path\.daclip: not set"),
+    ("gt_count", r"hold different numbers of images: 1 LQ .* 2 GT"),
+])
+def test_user_errors_print_one_message_and_exit_2(ws, capsys, case, pattern):
+    raw = raw_options(ws, f"err_{case}")
+    argv: list[str] = []
+    if case == "dataroot":
+        del raw["data_root"]
+        raw["datasets"] = {"test1": {"name": "noisy", "mode": "LQGT", "dataroot_GT": str(ws / "nowhere/GT"),
+                                     "dataroot_LQ": str(ws / "nowhere/LQ")}}
+    elif case == "checkpoint":
+        raw["path"]["pretrain_model_G"] = str(ws / "missing.pth")
+    elif case == "key":
+        argv = ["--set", "sampler.ordr=3"]
+    elif case == "task":
+        argv = ["--dataset", "nosy"]
+    elif case == "daclip":
+        raw["network_G"]["setting"] = dict(CONTEXT_NET)
+        raw["path"]["pretrain_model_G"] = str(ws / "context.pth")
+    elif case == "gt_count":
+        _make_task(ws / "uneven", "noisy", [("a", 24, 32, 3)], np.random.default_rng(1))
+        _write(ws / "uneven" / "noisy" / "GT" / "b.png", np.zeros((24, 32, 3), np.uint8))
+        raw["data_root"] = str(ws / "uneven")
+    code = _test_script().main(["-opt", str(_yaml(ws, f"err_{case}", raw)), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    message = [line for line in err.splitlines() if line.startswith("test.py: error:")]
+    assert len(message) == 1 and re.search(pattern, message[0]), err
+
+
+def test_user_errors_are_the_documented_types():
+    assert OptionsError in USER_ERRORS and RunFolderError in USER_ERRORS
+
+
+# ---- runtime options -----------------------------------------------------------------------------
+
+
+def test_precision_and_channels_last_wrap_only_the_network(ws):
+    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth").eval()
+    x, mu = torch.rand(2, 3, 24, 32), torch.rand(2, 3, 24, 32)
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        reference = NetworkCall(network, cpu)(x, mu, 50.0)
+        # the time reaches the UNet as float32 whether it is passed as a number or a tensor
+        assert torch.equal(reference, network(x, mu, 50.0))
+        assert torch.equal(NetworkCall(network, cpu)(x, mu, 66.66667175292969), network(x, mu, 66.66667175292969))
+        half = NetworkCall(network, cpu, precision="bf16")(x, mu, 50.0)
+        last = NetworkCall(network.to(memory_format=torch.channels_last), cpu, channels_last=True)(x, mu, 50.0)
+    assert half.dtype == torch.float32 and not torch.equal(half, reference)
+    torch.testing.assert_close(half, reference, atol=0.1, rtol=0.1)
+    torch.testing.assert_close(last, reference, atol=1e-5, rtol=0)
+    result = run(options(ws, "bf16", precision="bf16", channels_last=True, max_images=1,
+                         sweep={"samplers": ["mrsampler"], "nfe": [2]}), progress=False)
+    assert result.table[0]["images"] == 1 and result.table[0]["psnr"] is not None
+    assert yaml.safe_load(result.paths["options"].read_text())["precision"] == "bf16"
+
+
+def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
+    from uir.evaluation import runtime
+
+    seen = {}
+
+    def fake_compile(module, **kwargs):
+        seen.update(kwargs)
+        return module
+
+    monkeypatch.setattr(runtime.torch, "compile", fake_compile)
+    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
+    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True))
+    assert seen == {"dynamic": True}
+    assert runtime.auto_batch_size(lambda batch: None, torch.device("cpu")) == 1

@@ -1,0 +1,129 @@
+"""The per-image CSV and the results table (CSV, Markdown, JSON) of a run.
+
+The table has one row per (task, sampler, nfe): the sampler's settings, the mean PSNR,
+SSIM, PSNR-Y, SSIM-Y and LPIPS over the images, the mean sampling time per image and the
+image count. It is always computed from the per-image rows, so a resumed run's table
+covers the images of every session.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from uir.samplers.config import SamplerConfig
+
+METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
+PER_IMAGE_COLUMNS = (
+    "task", "sampler", "nfe", "image", "output", *METRICS, "seconds", "model_calls", "seed", "batch_size",
+)
+SETTINGS_COLUMNS = ("solver", "order", "parameterization", "fit_target", "schedule")
+TABLE_COLUMNS = (
+    "task", "sampler", "nfe", *SETTINGS_COLUMNS, *METRICS, "sec_per_image", "model_calls", "images",
+)
+_INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images"}
+_FLOAT_COLUMNS = {*METRICS, "seconds", "sec_per_image"}
+_MARKDOWN_DIGITS = {"psnr": 4, "ssim": 4, "psnr_y": 4, "ssim_y": 4, "lpips": 4, "sec_per_image": 4}
+
+
+def sampler_settings(sampler: str, cfg: SamplerConfig) -> dict[str, Any]:
+    """The settings columns of a sampler: which solver, its order, what the network's output is
+    converted to, what it predicts, and the time grid."""
+    if sampler == "mrsampler":
+        return {"solver": cfg.solver_type, "order": cfg.order, "parameterization": cfg.parameterization,
+                "fit_target": cfg.fit_target, "schedule": cfg.time_schedule}
+    if sampler == "heun":
+        return {"solver": cfg.solver_type, "order": 2, "parameterization": "noise", "fit_target": "noise",
+                "schedule": "uniform"}
+    # sde (Euler-Maruyama) and posterior: first-order steps of the reverse SDE on int(linspace(1, T, N))
+    return {"solver": "sde", "order": 1, "parameterization": "noise", "fit_target": "noise", "schedule": "uniform"}
+
+
+def _format_cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back to the same float
+    return str(value)
+
+
+def _parse_cell(column: str, text: str) -> Any:
+    if text == "":
+        return None
+    if column in _INT_COLUMNS:
+        return int(text)
+    if column in _FLOAT_COLUMNS:
+        return float(text)
+    return text
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a per-image or results CSV written here, with numbers parsed back exactly."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_format_cell(c, row.get(c)) for c in columns])
+
+
+def append_csv_row(file, row: Mapping[str, Any], columns: Sequence[str]) -> None:
+    csv.writer(file).writerow([_format_cell(c, row.get(c)) for c in columns])
+
+
+def _mean(values: list[float]) -> float | None:
+    return math.fsum(values) / len(values) if values else None
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]],
+    points: Sequence[tuple[str, str, int, Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """The results table: for each `(task, sampler, nfe, settings)` point, the means of its per-image rows."""
+    by_point: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_point.setdefault((row["task"], row["sampler"], int(row["nfe"])), []).append(row)
+    table = []
+    for task, sampler, nfe, settings in points:
+        group = by_point.get((task, sampler, nfe), [])
+        out: dict[str, Any] = {"task": task, "sampler": sampler, "nfe": nfe, **settings}
+        for metric in METRICS:
+            out[metric] = _mean([r[metric] for r in group if r.get(metric) is not None])
+        out["sec_per_image"] = _mean([r["seconds"] for r in group if r.get("seconds") is not None])
+        calls = {r["model_calls"] for r in group if r.get("model_calls") is not None}
+        out["model_calls"] = calls.pop() if len(calls) == 1 else None
+        out["images"] = len(group)
+        table.append(out)
+    return table
+
+
+def to_markdown(table: Sequence[Mapping[str, Any]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
+    def cell(column: str, value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float) and column in _MARKDOWN_DIGITS:
+            return f"{value:.{_MARKDOWN_DIGITS[column]}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |" for row in table]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(run_dir: str | os.PathLike, table: Sequence[Mapping[str, Any]], *, meta: Mapping[str, Any]) -> dict[str, Path]:
+    """`results.csv`, `results.md` and `results.json` (rows plus `meta`) in `run_dir`."""
+    run_dir = Path(run_dir)
+    paths = {"csv": run_dir / "results.csv", "md": run_dir / "results.md", "json": run_dir / "results.json"}
+    write_csv(paths["csv"], table, TABLE_COLUMNS)
+    paths["md"].write_text(to_markdown(table), encoding="utf-8")
+    payload = {"meta": dict(meta), "columns": list(TABLE_COLUMNS), "rows": [dict(r) for r in table]}
+    paths["json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return paths

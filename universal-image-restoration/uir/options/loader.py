@@ -1,0 +1,172 @@
+"""Options files, `--set key.path=value` overrides and the `test.py` command line.
+
+The order is fixed: the YAML file, then every `--set` in the order given, then the
+dedicated flags (`--sampler`, `--nfe`, ...; each is a shorthand for one key, listed in
+`FLAG_KEYS`). The result is validated once by `parse_options`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from uir.options.schema import EvalOptions, parse_options
+
+
+class OptionsError(ValueError):
+    """An options file, override or flag is invalid; the message names the key and what is valid."""
+
+
+# Dedicated flags and the options key each one sets.
+FLAG_KEYS = {
+    "sampler": "sweep.samplers",
+    "nfe": "sweep.nfe",
+    "dataset": "tasks",
+    "data_root": "data_root",
+    "seed": "seed",
+    "device": "device",
+    "batch_size": "batch_size",
+    "num_workers": "num_workers",
+    "max_images": "max_images",
+    "precision": "precision",
+    "compile": "compile",
+    "channels_last": "channels_last",
+    "no_metrics": "metrics",
+    "no_lpips": "lpips",
+    "overwrite": "overwrite",
+    "resume": "resume",
+    "results_root": "results_root",
+}
+# Flags that store the negation of their key.
+_NEGATED = {"no_metrics", "no_lpips"}
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """The raw mapping of an options file (safe YAML); errors name the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        problem = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise OptionsError(f"-opt: options file {path} {problem}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raise OptionsError(f"{path}: the options file is empty")
+    if not isinstance(raw, dict):
+        raise OptionsError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    return raw
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`"sampler.order=3"` -> `("sampler.order", 3)`; the value is read as YAML (`[1, 2]`, `~`, `true`)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise OptionsError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set sampler.order=3")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"--set {text!r}: the value is not valid YAML: {exc}") from exc
+    return key, parsed
+
+
+def with_override(raw: Mapping[str, Any], key_path: str, value: Any) -> dict[str, Any]:
+    """A copy of `raw` with `key_path` (dot-separated) set to `value`; missing sections are created."""
+    out = copy.deepcopy(dict(raw))
+    node = out
+    parts = key_path.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            where = ".".join(parts[: depth + 1])
+            raise OptionsError(f"--set {key_path}: {where} holds {child!r}, not a section of keys")
+        node = child
+    node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(raw)
+    for key_path, value in overrides:
+        out = with_override(out, key_path, value)
+    return out
+
+
+def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> EvalOptions:
+    """Read `path`, apply `(key.path, value)` overrides in order, validate. Raises OptionsError."""
+    raw = apply_overrides(read_yaml(path), overrides)
+    try:
+        return parse_options(raw)
+    except OptionsError:
+        raise
+    except ValueError as exc:
+        raise OptionsError(f"{os.fspath(path)}: {exc}") from exc
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def _batch_size_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
+def build_arg_parser(prog: str = "test.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Evaluate IR-SDE samplers on paired LQ/GT test sets (the DA-CLIP universal-IR test).",
+        epilog="Flags override the options file; --set KEY.PATH=VALUE sets any key (before the flags).",
+    )
+    p.add_argument("-opt", "--opt", dest="opt", required=True, metavar="YML", help="options file (YAML)")
+    p.add_argument("--sampler", nargs="+", metavar="NAME", help="samplers to evaluate: sde, posterior, heun, mrsampler")
+    p.add_argument("--nfe", nargs="+", type=int, metavar="N", help="numbers of sampling steps (sampler.num_sample_steps)")
+    p.add_argument("--dataset", nargs="+", metavar="TASK",
+                   help="tasks to evaluate, read from DATA_ROOT/TASK/{LQ,GT} (needs --data-root or data_root)")
+    p.add_argument("--data-root", metavar="DIR", help="folder holding one TASK/{LQ,GT} folder per task")
+    p.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="set any options key, e.g. --set sampler.order=3 (repeatable; value read as YAML)")
+    p.add_argument("--seed", type=int, help="base seed; image i of a task uses seed + i")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=_batch_size_arg, metavar="N|auto",
+                   help="images per batch (same size only); auto sizes it from free GPU memory")
+    p.add_argument("--num-workers", type=int, metavar="N", help="data loading worker processes")
+    p.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images of each task")
+    p.add_argument("--precision", help="fp32 (default), bf16 or fp16 autocast for the networks")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the UNet (dynamic shapes)")
+    p.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
+    p.add_argument("--no-metrics", action="store_true", default=None, help="only write restored images")
+    p.add_argument("--no-lpips", action="store_true", default=None, help="skip LPIPS")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing run folder")
+    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run (the newest run folder of this name, or RUN_DIR)")
+    p.add_argument("--results-root", metavar="DIR", help="where run folders are created (default: results)")
+    return p
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """`--set` assignments first, then the dedicated flags, as `(key.path, value)` pairs."""
+    overrides = [parse_assignment(text) for text in args.set]
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        overrides.append((key, (not value) if flag in _NEGATED else value))
+    return overrides
+
+
+def parse_cli(argv: Sequence[str] | None = None) -> EvalOptions:
+    """The validated options for a `test.py` command line. Raises OptionsError (argparse exits on bad syntax)."""
+    args = build_arg_parser().parse_args(argv)
+    return load_options(args.opt, overrides_from_args(args))
