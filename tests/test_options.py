@@ -514,3 +514,38 @@ def test_options_object_is_typed():
     assert isinstance(options, EvalOptions)
     assert all(dataclasses.is_dataclass(getattr(options, k)) for k in ("sde", "degradation", "path", "sampler", "sweep"))
     assert isinstance(options.distortion, tuple) and isinstance(options.datasets, tuple)
+
+
+# ---- sweep.runs: explicit (sampler, nfe) pairs ---------------------------------------------
+
+def _runs_file(tmp_path, runs):
+    raw = yaml.safe_load((REPO / "options" / "mrsampler.yml").read_text())
+    raw["sweep"] = {"runs": runs}
+    path = tmp_path / "runs.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_sweep_runs_pairs_each_sampler_with_its_own_nfe(tmp_path):
+    path = _runs_file(tmp_path, [{"sampler": "mrsampler", "nfe": 10}, {"sampler": "posterior", "nfe": 100}])
+    options = load_options(path)
+    assert options.runs == (("mrsampler", 10), ("posterior", 100))
+    assert parse_options(options.to_dict()).runs == options.runs
+
+
+def test_command_line_sampler_or_nfe_replaces_runs(tmp_path):
+    path = _runs_file(tmp_path, [{"sampler": "mrsampler", "nfe": 10}, {"sampler": "posterior", "nfe": 100}])
+    assert load_options(path, [("sweep.nfe", [20])]).runs == (("mrsampler", 20), ("posterior", 20))
+    assert load_options(path, [("sweep.samplers", ["sde"])]).runs == (("sde", 10), ("sde", 100))
+
+
+@pytest.mark.parametrize("runs, message", [
+    ([{"sampler": "mrsampler", "nfe": 0}], r"sweep.runs\[0\].nfe: must be >= 1"),
+    ([{"sampler": "euler", "nfe": 5}], r"sweep.runs\[0\].sampler: 'euler' is not valid"),
+    ([{"sampler": "sde", "steps": 5}], r"sweep.runs\[0\].steps: unknown key"),
+    ([{"sampler": "sde", "nfe": 5}, {"sampler": "sde", "nfe": 5}], r"listed twice"),
+    ([], r"sweep.runs: expected a non-empty list"),
+])
+def test_bad_sweep_runs_are_named(tmp_path, runs, message):
+    with pytest.raises(ValueError, match=message):
+        load_options(_runs_file(tmp_path, runs))

@@ -99,13 +99,12 @@ class _Session:
 def build_sweep(options: EvalOptions, sde: IRSDE) -> list[SweepPoint]:
     """Every (sampler, NFE) of the sweep, samplers first, each checked by building it."""
     points = []
-    for name in options.samplers:
-        for nfe in options.nfes:
-            try:
-                config = options.sampler.with_overrides(num_sample_steps=nfe)
-                points.append(SweepPoint(name, nfe, config, build_sampler(name, sde, config)))
-            except ValueError as exc:
-                raise OptionsError(f"sampler {name!r} with nfe {nfe}: {exc}") from exc
+    for name, nfe in options.runs:
+        try:
+            config = options.sampler.with_overrides(num_sample_steps=nfe)
+            points.append(SweepPoint(name, nfe, config, build_sampler(name, sde, config)))
+        except ValueError as exc:
+            raise OptionsError(f"sampler {name!r} with nfe {nfe}: {exc}") from exc
     return points
 
 
@@ -340,8 +339,11 @@ def _describe_run(session: _Session, tasks: list[TaskData], source: str | None) 
     for task in tasks:
         logger.info("task %s: %d image(s) from %s%s", task.name, len(task.pairs), task.lq_dir,
                     f" (GT {task.gt_dir})" if task.gt_dir else " (no GT: no metrics)")
-    logger.info("sweep: samplers %s x nfe %s; seed %d (+ image index); crop_border %d",
-                ", ".join(o.samplers), ", ".join(map(str, o.nfes)), o.seed, session.crop)
+    if o.sweep is not None and o.sweep.runs is not None:
+        sweep = "runs " + ", ".join(f"{name} nfe {nfe}" for name, nfe in o.runs)
+    else:
+        sweep = f"samplers {', '.join(o.samplers)} x nfe {', '.join(map(str, o.nfes))}"
+    logger.info("sweep: %s; seed %d (+ image index); crop_border %d", sweep, o.seed, session.crop)
 
 
 def run(options: EvalOptions, *, progress: bool = True, source: str | None = None) -> RunResult:

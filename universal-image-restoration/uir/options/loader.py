@@ -93,9 +93,24 @@ def with_override(raw: Mapping[str, Any], key_path: str, value: Any) -> dict[str
     return out
 
 
+def _expand_runs(raw: dict[str, Any]) -> dict[str, Any]:
+    """`sweep.runs` turned into `sweep.samplers` and `sweep.nfe` lists, so that --sampler / --nfe
+    can replace one of them (e.g. `--nfe 20` evaluates every sampler of `runs` at NFE 20)."""
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, Mapping) or not isinstance(sweep.get("runs"), list):
+        return raw
+    runs = [r for r in sweep["runs"] if isinstance(r, Mapping)]
+    rest = {k: v for k, v in sweep.items() if k != "runs"}
+    rest.setdefault("samplers", list(dict.fromkeys(r.get("sampler") for r in runs)))
+    rest.setdefault("nfe", list(dict.fromkeys(r.get("nfe") for r in runs)))
+    return {**raw, "sweep": rest}
+
+
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(raw)
     for key_path, value in overrides:
+        if key_path in ("sweep.samplers", "sweep.nfe"):
+            out = _expand_runs(out)
         out = with_override(out, key_path, value)
     return out
 

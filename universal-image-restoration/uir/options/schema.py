@@ -207,14 +207,25 @@ class PathOptions:
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """`sweep:` samplers x NFEs to evaluate (default: `sde.algorithm` x `sampler.num_sample_steps`)."""
+    """`sweep:` the (sampler, NFE) pairs to evaluate: `samplers` x `nfe` (default: `sde.algorithm`
+    x `sampler.num_sample_steps`), or an explicit list `runs: [{sampler: NAME, nfe: N}, ...]`
+    when each sampler needs its own NFE (the command line's --sampler / --nfe replace `runs`)."""
 
     samplers: tuple[str, ...]
     nfe: tuple[int, ...]
+    runs: tuple[tuple[str, int], ...] | None = None
+
+    @property
+    def pairs(self) -> tuple[tuple[str, int], ...]:
+        if self.runs is not None:
+            return self.runs
+        return tuple((name, n) for name in self.samplers for n in self.nfe)
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any], sde: SDEOptions, sampler: SamplerConfig) -> "SweepOptions":
-        check_keys("sweep", block, ["samplers", "nfe"])
+        check_keys("sweep", block, ["samplers", "nfe", "runs"])
+        if block.get("runs") is not None:
+            return cls._from_runs(block)
         samplers = block.get("samplers")
         samplers = (sde.algorithm,) if samplers is None else _str_list("sweep.samplers (--sampler)", samplers)
         for name in samplers:
@@ -228,6 +239,27 @@ class SweepOptions:
                 raise ValueError("sweep.nfe: the list is empty")
             nfe = tuple(check_int("sweep.nfe (--nfe)", n, minimum=1) for n in items)
         return cls(_unique("sweep.samplers (--sampler)", tuple(samplers)), _unique("sweep.nfe (--nfe)", tuple(nfe)))
+
+    @classmethod
+    def _from_runs(cls, block: Mapping[str, Any]) -> "SweepOptions":
+        if block.get("samplers") is not None or block.get("nfe") is not None:
+            raise ValueError("sweep.runs: give either runs or samplers/nfe, not both")
+        items = block["runs"]
+        if not isinstance(items, (list, tuple)) or not items:
+            raise ValueError(f"sweep.runs: expected a non-empty list of {{sampler: NAME, nfe: N}}, got {items!r}")
+        runs = []
+        for k, item in enumerate(items):
+            where = f"sweep.runs[{k}]"
+            if not isinstance(item, Mapping):
+                raise ValueError(f"{where}: expected {{sampler: NAME, nfe: N}}, got {item!r}")
+            check_keys(where, item, ["sampler", "nfe"])
+            name = check_choice(f"{where}.sampler", item.get("sampler"), SAMPLERS)
+            runs.append((name, check_int(f"{where}.nfe", item.get("nfe"), minimum=1)))
+        runs = tuple(runs)
+        if len(set(runs)) != len(runs):
+            raise ValueError(f"sweep.runs: a (sampler, nfe) pair is listed twice: {runs}")
+        return cls(_unique("sweep.runs", tuple(dict.fromkeys(n for n, _ in runs))),
+                   tuple(dict.fromkeys(n for _, n in runs)), runs)
 
 
 @dataclass(frozen=True)
@@ -281,6 +313,11 @@ class EvalOptions:
     def nfes(self) -> tuple[int, ...]:
         return self.sweep.nfe if self.sweep else (self.sampler.num_sample_steps,)
 
+    @property
+    def runs(self) -> tuple[tuple[str, int], ...]:
+        """Every (sampler, NFE) pair to evaluate, in order."""
+        return self.sweep.pairs if self.sweep else ((self.sde.algorithm, self.sampler.num_sample_steps),)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved options as a plain YAML-ready mapping (parses back to an equal object)."""
         out: dict[str, Any] = {}
@@ -296,7 +333,10 @@ class EvalOptions:
             elif f.name == "sampler":
                 out["sampler"] = value.to_dict()
             elif f.name == "sweep":
-                out["sweep"] = {"samplers": list(self.samplers), "nfe": list(self.nfes)}
+                if value is not None and value.runs is not None:
+                    out["sweep"] = {"runs": [{"sampler": n, "nfe": k} for n, k in value.runs]}
+                else:
+                    out["sweep"] = {"samplers": list(self.samplers), "nfe": list(self.nfes)}
             elif hasattr(value, "__dataclass_fields__"):
                 out[f.name] = {g.name: getattr(value, g.name) for g in fields(value)}
             elif isinstance(value, tuple):
