@@ -3,9 +3,12 @@ and the automatic batch size.
 
 Only the network calls change precision: `NetworkCall` runs the UNet under
 ``torch.autocast`` and hands float32 back, so every sampler's arithmetic stays float32.
-`torch.compile` uses ``dynamic=True``: images of different sizes reuse one graph instead of
-compiling one per size. Images are not padded to a common size, since padding changes the
-UNet's GroupNorm and attention statistics and so the numbers.
+`torch.compile` uses ``dynamic=True``. The first call compiles for its exact shape; the first
+call with another size recompiles once with symbolic height, width and batch, and that graph
+then serves every later size (a batch of one is specialised once more, as PyTorch treats sizes
+0 and 1 apart). So a run compiles a handful of graphs, not one per image size. Images are not
+padded to a common size instead, since padding changes the UNet's GroupNorm and attention
+statistics and so the numbers.
 """
 from __future__ import annotations
 
@@ -70,7 +73,7 @@ class NetworkCall:
         if not isinstance(t, Tensor):
             # A tensor, not a Python number: torch.compile would specialise on (and recompile for)
             # every time value. The UNet reads the time as float32 either way, so nothing changes.
-            t = torch.tensor(float(t), dtype=torch.float32, device=x.device)
+            t = torch.full((), float(t), dtype=torch.float32, device=x.device)  # no host-to-device copy
         if self.autocast_dtype is None:
             out = self.network(x, mu, t, text_context=text_context, image_context=image_context)
         else:
