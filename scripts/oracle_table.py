@@ -45,7 +45,7 @@ def error_at_zero(sde: IRSDE, name: str, cfg: dict, problem, seed: int = 1) -> t
     m, S, mu, x_T = problem
     config = SamplerConfig.from_dict(cfg)
     sampler = build_sampler(name, sde, config)
-    oracle = GaussianOracle(sde, m, S, config.fit_target if name == "mrsampler" else "noise")
+    oracle = GaussianOracle(sde, m, S, config.target_for(name))
     x = sampler.sample(oracle, x_T.clone(), mu, noise=torch.Generator().manual_seed(seed)).x.double()
     if not sampler.stochastic:
         exact = oracle.ode_solution(x_T, mu, float(sde.T), 0.0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uir.samplers import RecordedNoise, build_sampler
+from uir.samplers import RecordedNoise, SamplerConfig, build_sampler
 from uir.sde import IRSDE
 from uir.sde.oracle import GaussianOracle
 
@@ -46,7 +46,7 @@ def case_id(case) -> str:
 
 def run_case(data, case):
     sde = sde_from(data)
-    fit_target = case["config"].get("fit_target", "noise") if case["sampler"] == "mrsampler" else "noise"
+    fit_target = SamplerConfig.from_dict(dict(case["config"])).target_for(case["sampler"])
     oracle = GaussianOracle(sde, data["m"], data["S"], fit_target)
     sampler = build_sampler(case["sampler"], sde, dict(case["config"]))
     noise = RecordedNoise(case["noise"])

@@ -35,12 +35,13 @@ def sampler_settings(sampler: str, cfg: SamplerConfig) -> dict[str, Any]:
     converted to, what it predicts, and the time grid."""
     if sampler == "mrsampler":
         return {"solver": cfg.solver_type, "order": cfg.order, "parameterization": cfg.parameterization,
-                "fit_target": cfg.fit_target, "schedule": cfg.time_schedule}
+                "fit_target": cfg.target_for(sampler), "schedule": cfg.time_schedule}
     if sampler == "heun":
-        return {"solver": cfg.solver_type, "order": 2, "parameterization": "noise", "fit_target": "noise",
+        return {"solver": cfg.solver_type, "order": 2, "parameterization": "noise", "fit_target": cfg.target_for(sampler),
                 "schedule": "uniform"}
     # sde (Euler-Maruyama) and posterior: first-order steps of the reverse SDE on int(linspace(1, T, N))
-    return {"solver": "sde", "order": 1, "parameterization": "noise", "fit_target": "noise", "schedule": "uniform"}
+    return {"solver": "sde", "order": 1, "parameterization": "noise", "fit_target": cfg.target_for(sampler),
+            "schedule": "uniform"}
 
 
 def _format_cell(column: str, value: Any) -> str:

@@ -7,6 +7,9 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from uir.sde.irsde import IRSDE
+from uir.sde.predictions import to_noise
+
 
 class Denoiser(Protocol):
     """The network: `model(x, mu, t, text_context=..., image_context=...)` -> prediction of x's shape."""
@@ -36,3 +39,11 @@ class CountedModel:
         self.nfe += 1
         out = self.model(x, self.mu, t, text_context=self.text_context, image_context=self.image_context)
         return out.to(torch.float32) if out.dtype != torch.float32 and x.dtype == torch.float32 else out
+
+
+def noise_prediction(output: Tensor, fit_target: str, x: Tensor, mu: Tensor, t, sde: IRSDE) -> Tensor:
+    """The network's output as a noise prediction, for samplers written in terms of noise."""
+    if fit_target == "noise":
+        return output
+    alpha, sigma = sde.alpha_sigma_at(float(t))
+    return to_noise(output, fit_target, x, mu, alpha, sigma, sde.sigma_inf)

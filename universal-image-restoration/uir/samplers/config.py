@@ -17,15 +17,17 @@ TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "li
 class SamplerConfig:
     """Every key of the reference's `sampler:` block, with the reference `MRSampler` defaults.
 
-    `sde` and `posterior` read only `num_sample_steps`; `heun` reads `num_sample_steps`,
-    `solver_type` and the two `corrected_*` switches; `mrsampler` reads the rest.
+    `sde` and `posterior` read `num_sample_steps` and `fit_target`; `heun` also reads
+    `solver_type` and the two `corrected_*` switches; `mrsampler` reads the rest. The reference's
+    sde, posterior and heun take noise networks only; here a network trained on data or velocity
+    works with them too, its output turned into a noise prediction at each call.
     """
 
     num_sample_steps: int = 20
     solver_type: str = "ode"
     parameterization: str = "data"
     order: int = 2
-    fit_target: str = "data"
+    fit_target: str | None = None  # what the network predicts; unset: "data" for mrsampler, "noise" otherwise
     lambda_min: float = float("-inf")
     time_schedule: str = "linspace"
     timestep_offset: int = 0
@@ -54,7 +56,7 @@ class SamplerConfig:
             solver_type=check_choice(k("solver_type"), self.solver_type, SOLVER_TYPES),
             parameterization=check_choice(k("parameterization"), self.parameterization, PARAMETERIZATIONS),
             order=check_int(k("order"), self.order, minimum=1),
-            fit_target=check_choice(k("fit_target"), self.fit_target, FIT_TARGETS),
+            fit_target=None if self.fit_target is None else check_choice(k("fit_target"), self.fit_target, FIT_TARGETS),
             lambda_min=check_float(k("lambda_min"), self.lambda_min),
             time_schedule=check_choice(k("time_schedule"), self.time_schedule, TIME_SCHEDULES),
             timestep_offset=check_int(k("timestep_offset"), self.timestep_offset),
@@ -73,6 +75,14 @@ class SamplerConfig:
         if values["rho"] <= 0:
             raise ValueError(f"{k('rho')}: must be positive, got {self.rho}")
         return replace(self, **values)
+
+    def target_for(self, sampler: str) -> str:
+        """The network's prediction target as `sampler` reads it. Unset, it is the reference's
+        assumption: MR Sampler's default "data", and "noise" for sde, posterior and heun (which
+        in the reference only take noise networks)."""
+        if self.fit_target is not None:
+            return self.fit_target
+        return "data" if sampler == "mrsampler" else "noise"
 
     def with_overrides(self, **changes: Any) -> "SamplerConfig":
         return replace(self, **changes).validated()

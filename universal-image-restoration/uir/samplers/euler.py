@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.samplers.base import CountedModel, Denoiser, SampleResult
+from uir.samplers.base import CountedModel, Denoiser, SampleResult, noise_prediction
 from uir.samplers.config import SamplerConfig
 from uir.samplers.grids import euler_time_grid
 from uir.samplers.noise import NoiseSource, as_noise_source
@@ -25,11 +25,12 @@ from uir.sde.irsde import IRSDE
 class EulerSampler:
     sde: IRSDE
     num_steps: int
+    fit_target: str = "noise"
     stochastic = True
 
     @classmethod
     def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "EulerSampler":
-        return cls(sde, cfg.num_sample_steps)
+        return cls(sde, cfg.num_sample_steps, cfg.target_for("sde"))
 
     @torch.no_grad()
     def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
@@ -41,6 +42,7 @@ class EulerSampler:
         theta, g, sigma_bar = sde.thetas.tolist(), sde.sigmas.tolist(), sde.sigma_bars.tolist()
         x = x_T
         for t in grid:
-            score = -net(x, float(t)) / sigma_bar[t]
+            eps = noise_prediction(net(x, float(t)), self.fit_target, x, mu, t, sde)
+            score = -eps / sigma_bar[t]
             x = x - (theta[t] * (mu - x) - g[t] ** 2 * score) * dt - g[t] * math.sqrt(dt) * noise(x)
         return SampleResult(x, net.nfe, [float(t) for t in grid])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.samplers.base import CountedModel, Denoiser, SampleResult
+from uir.samplers.base import CountedModel, Denoiser, SampleResult, noise_prediction
 from uir.samplers.config import SamplerConfig
 from uir.samplers.grids import heun_time_grid, interp
 from uir.samplers.noise import NoiseSource, as_noise_source
@@ -34,10 +34,12 @@ class HeunSampler:
     solver_type: str = "sde"
     corrected_score: bool = False
     corrected_step_size: bool = False
+    fit_target: str = "noise"
 
     @classmethod
     def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "HeunSampler":
-        return cls(sde, cfg.num_sample_steps, cfg.solver_type, cfg.corrected_score, cfg.corrected_step_size)
+        return cls(sde, cfg.num_sample_steps, cfg.solver_type, cfg.corrected_score, cfg.corrected_step_size,
+                   cfg.target_for("heun"))
 
     @property
     def stochastic(self) -> bool:
@@ -62,8 +64,8 @@ class HeunSampler:
         times, theta, g, denom = self.coefficients()
         c = 1.0 if self.stochastic else 0.5
 
-        def drift(x: Tensor, i: int, eps: Tensor) -> Tensor:
-            score = -eps / denom[i]
+        def drift(x: Tensor, i: int, output: Tensor) -> Tensor:
+            score = -noise_prediction(output, self.fit_target, x, mu, times[i], self.sde) / denom[i]
             return theta[i] * (mu - x) - c * g[i] ** 2 * score
 
         def span(s: int, t: int) -> float:

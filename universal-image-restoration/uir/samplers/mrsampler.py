@@ -157,10 +157,11 @@ class MRSampler:
         coefs = [step_coefficients(alphas, sigmas, lambdas, i, order, cfg.solver_type, cfg.parameterization)
                  for i, order in plan]
         convert_to = to_data if cfg.parameterization == "data" else to_noise
+        fit_target = cfg.target_for("mrsampler")
         q: list[Tensor | None] = [None] * cfg.order  # q[0] is the newest converted output
 
         def convert(x: Tensor, i: int) -> Tensor:
-            out = convert_to(net(x, times[i]), cfg.fit_target, x, mu, alphas[i], sigmas[i], self.sde.sigma_inf)
+            out = convert_to(net(x, times[i]), fit_target, x, mu, alphas[i], sigmas[i], self.sde.sigma_inf)
             return dynamic_threshold(out, cfg.threshold_ratio, cfg.threshold_max) if cfg.thresholding else out
 
         x = x_T

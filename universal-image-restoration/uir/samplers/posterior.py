@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.samplers.base import CountedModel, Denoiser, SampleResult
+from uir.samplers.base import CountedModel, Denoiser, SampleResult, noise_prediction
 from uir.samplers.config import SamplerConfig
 from uir.samplers.grids import euler_time_grid
 from uir.samplers.noise import NoiseSource, as_noise_source
@@ -23,11 +23,12 @@ from uir.sde.irsde import IRSDE
 class PosteriorSampler:
     sde: IRSDE
     num_steps: int
+    fit_target: str = "noise"
     stochastic = True
 
     @classmethod
     def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "PosteriorSampler":
-        return cls(sde, cfg.num_sample_steps)
+        return cls(sde, cfg.num_sample_steps, cfg.target_for("posterior"))
 
     @torch.no_grad()
     def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
@@ -41,7 +42,7 @@ class PosteriorSampler:
         std = self.sde.posterior_stds().tolist()
         x = x_T
         for t in grid:
-            eps = net(x, float(t))
+            eps = noise_prediction(net(x, float(t)), self.fit_target, x, mu, t, self.sde)
             x0_hat = (x - mu - sigma_bar[t] * eps) * inv_alpha[t] + mu
             x = w_xt[t] * (x - mu) + w_x0[t] * (x0_hat - mu) + mu + std[t] * noise(x)
         return SampleResult(x, net.nfe, [float(t) for t in grid])

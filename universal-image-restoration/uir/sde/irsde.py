@@ -90,6 +90,14 @@ class IRSDE:
         """alpha_t = exp(-thetas_cumsum_t dt), t = 0..T (the mean's decay towards mu)."""
         return torch.exp(-self.thetas_cumsum * self.dt_tensor)
 
+    def alpha_sigma_at(self, t: float) -> tuple[float, float]:
+        """(alpha_t, sigma_bar_t) at a possibly fractional t, linearly interpolated on the grid."""
+        k = min(max(int(t), 0), self.T - 1)
+        w = float(t) - k
+        alphas = self.alphas
+        return ((1 - w) * float(alphas[k]) + w * float(alphas[k + 1]),
+                (1 - w) * float(self.sigma_bars[k]) + w * float(self.sigma_bars[k + 1]))
+
     def _coef(self, array: Tensor, t, like: Tensor) -> Tensor:
         idx = _to_index(t)
         if isinstance(idx, int):
