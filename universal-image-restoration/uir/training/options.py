@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from uir.options.loader import OptionsError, apply_overrides, read_yaml
+from uir.options.schema import NetworkOptions
 from uir.options.validation import check_bool, check_choice, check_float, check_int, check_keys
 from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
@@ -89,28 +90,6 @@ class SDESettings:
             raise ValueError(f"sde.eps: must lie in (0, 1), got {eps}")
         return cls(max_sigma, check_int("sde.T", d.T, minimum=1),
                    check_choice("sde.schedule", d.schedule, SCHEDULES), eps)
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    """`network_G:` class name and constructor settings, with the constructor's defaults filled in."""
-
-    which_model_G: str
-    setting: Mapping[str, Any]
-
-    @classmethod
-    def from_dict(cls, block: Mapping[str, Any]) -> "NetworkSettings":
-        from uir.models.networks import network_arguments
-
-        check_keys("network_G", block, ["which_model_G", "setting"])
-        which = block.get("which_model_G", "ConditionalUNet")
-        if not isinstance(which, str):
-            raise ValueError(f"network_G.which_model_G: expected a network name, got {which!r}")
-        setting = block.get("setting")
-        if setting is not None and not isinstance(setting, Mapping):
-            raise ValueError(f"network_G.setting: expected a mapping, got {setting!r}")
-        resolved = network_arguments(which, setting)
-        return cls(which, {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items()})
 
 
 @dataclass(frozen=True)
@@ -335,7 +314,7 @@ class LoggerSettings:
 class TrainOptions:
     name: str
     sde: SDESettings
-    network_G: NetworkSettings
+    network_G: NetworkOptions
     datasets_train: TrainDataSettings
     datasets_val: ValSettings
     train: OptimSettings
@@ -385,7 +364,7 @@ def parse_train_options(raw: Mapping[str, Any]) -> TrainOptions:
     return TrainOptions(
         name=name,
         sde=SDESettings.from_dict(_section(raw, "sde")),
-        network_G=NetworkSettings.from_dict(_section(raw, "network_G")),
+        network_G=NetworkOptions.from_dict(_section(raw, "network_G")),
         datasets_train=train_data,
         datasets_val=ValSettings.from_dict(_section(datasets, "val", "datasets."), train_data, fit_target),
         train=train,
