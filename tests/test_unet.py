@@ -200,14 +200,14 @@ def test_build_network_fills_reference_defaults():
     assert model.depth == 4 and model.use_degra_context and not model.use_image_context
     assert network_arguments("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32)) == dict(
         in_nc=3, out_nc=3, nf=32, ch_mult=(1, 2, 4, 4), context_dim=512,
-        use_degra_context=True, use_image_context=False, upscale=1,
+        use_degra_context=True, use_image_context=False, upscale=1, linear_attn_heads=4, linear_attn_dim_head=32,
     )
 
 
 def test_describe_network():
     assert describe_network("ConditionalUNet", FULL_SIZE) == (
         "ConditionalUNet(in_nc=3, out_nc=3, nf=64, ch_mult=[1, 2, 4, 8], context_dim=512, "
-        "use_degra_context=True, use_image_context=True, upscale=1)"
+        "use_degra_context=True, use_image_context=True, upscale=1, linear_attn_heads=4, linear_attn_dim_head=32)"
     )
 
 
@@ -225,7 +225,7 @@ def test_unknown_setting_key_names_closest_and_valid_keys():
         build_network("ConditionalUNet", {**FULL_SIZE, "ch_multi": [1, 2]})
     assert str(info.value) == (
         "network_G.setting.ch_multi: unknown key (did you mean 'ch_mult'?); valid keys: in_nc, out_nc, nf, "
-        "ch_mult, context_dim, use_degra_context, use_image_context, upscale"
+        "ch_mult, context_dim, use_degra_context, use_image_context, upscale, linear_attn_heads, linear_attn_dim_head"
     )
 
 
@@ -243,6 +243,20 @@ def test_missing_and_bad_setting_values():
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, use_image_context="yes"))
     with pytest.raises(ValueError, match=r"ConditionalUNet.upscale: only 1 is supported"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, upscale=4))
+    with pytest.raises(ValueError, match=r"ConditionalUNet.linear_attn_heads: must be >= 1"):
+        build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, linear_attn_heads=0))
+
+
+def test_linear_attention_size_is_a_setting():
+    setting = dict(in_nc=3, out_nc=3, nf=16, ch_mult=[1, 2], context_dim=None)
+    default = build_network("ConditionalUNet", setting).state_dict()
+    small = build_network("ConditionalUNet", {**setting, "linear_attn_heads": 2, "linear_attn_dim_head": 8})
+    key = "downs.0.2.fn.fn.to_qkv.weight"
+    assert default[key].shape == (3 * 4 * 32, 16, 1, 1)  # the reference's 4 heads x 32 channels
+    assert small.state_dict()[key].shape == (3 * 2 * 8, 16, 1, 1)
+    assert small.state_dict().keys() == default.keys()
+    x = torch.rand(2, 3, 20, 24)
+    assert small(x, x, 5.0).shape == x.shape
 
 
 def test_no_context_dim_disables_both_contexts():

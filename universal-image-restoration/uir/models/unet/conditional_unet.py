@@ -37,10 +37,10 @@ FIRST_TRANSFORMER_LEVEL = 3
 TimeLike = float | int | torch.Tensor
 
 
-def _attention(dim: int, image_context_dim: int | None) -> nn.Module:
+def _attention(dim: int, image_context_dim: int | None, linear_heads: int, linear_dim_head: int) -> nn.Module:
     """Channel linear attention, or a one-block SpatialTransformer with 32-channel heads."""
     if image_context_dim is None:
-        return ChannelLinearAttention(dim)
+        return ChannelLinearAttention(dim, linear_heads, linear_dim_head)
     heads = dim // HEAD_CHANNELS
     return SpatialTransformer(dim, heads, HEAD_CHANNELS, depth=1, context_dim=image_context_dim)
 
@@ -56,6 +56,10 @@ class ConditionalUNet(nn.Module):
         use_degra_context: add the degradation (text) context to the time embedding.
         use_image_context: cross-attend to the image context at levels >= 3 and in the middle.
         upscale: accepted for option-file compatibility; only 1 is supported.
+        linear_attn_heads, linear_attn_dim_head: heads and channels per head of the channel
+            linear attention (the reference's 4 x 32, whatever nf is). Smaller values make a
+            small network much cheaper at full resolution (the demo network); universal-ir.pth
+            needs the defaults.
     """
 
     def __init__(
@@ -68,6 +72,8 @@ class ConditionalUNet(nn.Module):
         use_degra_context: bool = True,
         use_image_context: bool = False,
         upscale: int = 1,
+        linear_attn_heads: int = 4,
+        linear_attn_dim_head: int = HEAD_CHANNELS,
     ):
         super().__init__()
         name = type(self).__name__
@@ -85,6 +91,8 @@ class ConditionalUNet(nn.Module):
         use_image_context = check_bool(f"{name}.use_image_context", use_image_context)
         if check_int(f"{name}.upscale", upscale) != 1:
             raise ValueError(f"{name}.upscale: only 1 is supported (the reference ignores it), got {upscale}")
+        linear_heads = check_int(f"{name}.linear_attn_heads", linear_attn_heads, minimum=1)
+        linear_dim_head = check_int(f"{name}.linear_attn_dim_head", linear_attn_dim_head, minimum=1)
 
         has_context = context_dim is not None and context_dim > 0
         self.depth = len(ch_mult)
@@ -116,7 +124,7 @@ class ConditionalUNet(nn.Module):
                 nn.ModuleList([
                     ResBlock(dim_in, dim_in, time_dim),
                     ResBlock(dim_in, dim_in, time_dim),
-                    Residual(PreNorm(dim_in, _attention(dim_in, context_here))),
+                    Residual(PreNorm(dim_in, _attention(dim_in, context_here, linear_heads, linear_dim_head))),
                     conv_nobias(dim_in, dim_out) if last else downsample(dim_in, dim_out),
                 ])
             )
@@ -125,14 +133,14 @@ class ConditionalUNet(nn.Module):
                 nn.ModuleList([
                     ResBlock(dim_out + dim_in, dim_out, time_dim),
                     ResBlock(dim_out + dim_in, dim_out, time_dim),
-                    Residual(PreNorm(dim_out, _attention(dim_out, context_here))),
+                    Residual(PreNorm(dim_out, _attention(dim_out, context_here, linear_heads, linear_dim_head))),
                     conv_nobias(dim_out, dim_in) if i == 0 else upsample(dim_out, dim_in),
                 ]),
             )
 
         mid_dim = dims[-1]
         self.mid_block1 = ResBlock(mid_dim, mid_dim, time_dim)
-        self.mid_attn = Residual(PreNorm(mid_dim, _attention(mid_dim, image_context_dim)))
+        self.mid_attn = Residual(PreNorm(mid_dim, _attention(mid_dim, image_context_dim, linear_heads, linear_dim_head)))
         self.mid_block2 = ResBlock(mid_dim, mid_dim, time_dim)
         self.final_res_block = ResBlock(nf * 2, nf, time_dim)
         self.final_conv = nn.Conv2d(nf, out_nc, 3, 1, 1)
