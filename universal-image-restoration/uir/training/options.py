@@ -32,8 +32,6 @@ from uir.training.init import NETWORK_INITS
 OPTIMIZERS = ("Adam", "AdamW")
 LR_SCHEMES = ("cosine", "multistep", "constant")
 LOSS_TYPES = ("l1", "l2")
-# Samplers that read the network output as a noise prediction (they need fit_target: noise).
-NOISE_ONLY_SAMPLERS = ("sde", "posterior", "heun")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -186,11 +184,6 @@ class ValSettings:
             raise ValueError(
                 f"{w}.sampler_options.fit_target: {given_target!r} differs from fit_target {fit_target!r}; "
                 f"the validation sampler must read the network as it is trained (leave the key out)"
-            )
-        if sampler in NOISE_ONLY_SAMPLERS and fit_target != "noise":
-            raise ValueError(
-                f"{w}.sampler: {sampler!r} reads the network output as noise, but fit_target is {fit_target!r}; "
-                f"use sampler: mrsampler (it converts {fit_target} predictions)"
             )
         config = SamplerConfig.from_dict({**raw_sampler, "fit_target": fit_target}, f"{w}.sampler_options")
         max_images = block.get("max_images_per_task")
