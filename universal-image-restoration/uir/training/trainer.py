@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from uir.metrics import batch_image_metrics, quantize_to_uint8
 from uir.models.checkpoint import UNET_WEIGHTS_HINT, load_into, load_state_dict_file
-from uir.models.networks import build_network, describe_network
+from uir.models.networks import build_network, describe_network, network_arguments
 from uir.samplers import build_sampler
 from uir.sde.irsde import IRSDE
 from uir.training.data import PairSet, PatchSampler, demo_manifest_mismatch, ensure_demo_data, load_pairs
@@ -104,6 +104,18 @@ def train_step(model: nn.Module, sde: IRSDE, fit_target: str, lq: Tensor, gt: Te
     xt = sde.noise_state(gt, lq, t, noise)
     output = model(xt, lq, t.to(torch.float32))
     return training_loss(sde, fit_target, output, xt=xt, x0=gt, mu=lq, t=t, noise=noise, loss_type=loss_type)
+
+
+def _same_network(a: dict | None, b: dict | None) -> bool:
+    """Whether two network_G blocks build the same network, settings left out counting as their
+    defaults (a run saved before a setting existed resumes)."""
+    if not a or not b or a.get("which_model_G") != b.get("which_model_G"):
+        return False
+    try:
+        return network_arguments(a["which_model_G"], a.get("setting")) == network_arguments(
+            b["which_model_G"], b.get("setting"))
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -243,6 +255,8 @@ class Trainer:
     def _check_resumable(self, saved: dict) -> None:
         now = self.options.to_dict()
         for key in FIXED_ON_RESUME:
+            if key == "network_G" and _same_network(saved.get(key), now.get(key)):
+                continue
             if saved.get(key) != now.get(key):
                 raise ExperimentError(
                     f"--resume: {key} differs from the run being resumed ({saved.get(key)!r} there, "
