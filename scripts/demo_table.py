@@ -1,6 +1,6 @@
 """The README's "Results on the demo set" table, measured anew.
 
-    python scripts/demo_table.py                   # about 10 minutes on a 2-core CPU
+    python scripts/demo_table.py                   # about 5 minutes on a 2-core CPU
     python scripts/demo_table.py --max-images 1    # a quick look
 
 It evaluates the demo network (options/demo.yml) on the demo test set with posterior sampling

@@ -24,7 +24,7 @@ TINY = dict(
 )
 TINY_DESCRIPTION = (
     "ConditionalUNet(in_nc=3, out_nc=3, nf=32, ch_mult=[1, 2], context_dim=None, "
-    "use_degra_context=False, use_image_context=False, upscale=1)"
+    "use_degra_context=False, use_image_context=False, upscale=1, linear_attn_heads=4, linear_attn_dim_head=32)"
 )
 
 
