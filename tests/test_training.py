@@ -260,6 +260,7 @@ def test_missing_data_names_the_command(tmp_path):
     ("train.lrr", r"train\.lrr: unknown key \(did you mean 'lr'\?\)"),
     ("datasets.train.patchsize", r"datasets\.train\.patchsize: unknown key \(did you mean 'patch_size'\?\)"),
     ("sde.sigma", r"sde\.sigma: unknown key"),
+    ("sde.algorithm", r"sde\.algorithm: unknown key"),  # test.py's sde: block has it; training has no sampler
     ("network_G.setting.nff", r"network_G\.setting\.nff: unknown key"),
     ("epochs", r"\(top level\)\.epochs: unknown key"),
 ])

@@ -86,32 +86,43 @@ def _unique(key: str, items: tuple) -> tuple:
 
 
 @dataclass(frozen=True)
-class SDEOptions:
-    """`sde:` IR-SDE settings (defaults: the reference's option files) and the sampler name."""
+class IRSDESettings:
+    """`sde:` the IR-SDE itself (defaults: the reference's option files); train.py's `sde:` block."""
 
     max_sigma: float = 50.0
     T: int = 100
     schedule: str = "cosine"
     eps: float = 0.005
-    algorithm: str = "mrsampler"
 
     @classmethod
-    def from_dict(cls, block: Mapping[str, Any]) -> "SDEOptions":
+    def from_dict(cls, block: Mapping[str, Any]) -> "IRSDESettings":
         check_keys("sde", block, [f.name for f in fields(cls)])
-        d = replace(cls(), **block)
+        d = replace(IRSDESettings(), **block)
         max_sigma = check_float("sde.max_sigma", d.max_sigma)
         eps = check_float("sde.eps", d.eps)
         if max_sigma <= 0:
             raise ValueError(f"sde.max_sigma: must be positive, got {max_sigma}")
         if not 0 < eps < 1:
             raise ValueError(f"sde.eps: must lie in (0, 1), got {eps}")
-        return cls(
-            max_sigma=max_sigma,
-            T=check_int("sde.T", d.T, minimum=1),
-            schedule=check_choice("sde.schedule", d.schedule, SCHEDULES),
-            eps=eps,
-            algorithm=check_choice("sde.algorithm", d.algorithm, SAMPLERS),
-        )
+        return IRSDESettings(max_sigma=max_sigma, T=check_int("sde.T", d.T, minimum=1),
+                             schedule=check_choice("sde.schedule", d.schedule, SCHEDULES), eps=eps)
+
+
+_IRSDE_KEYS = tuple(f.name for f in fields(IRSDESettings))
+
+
+@dataclass(frozen=True)
+class SDEOptions(IRSDESettings):
+    """test.py's `sde:` block: the IR-SDE and the sampler name."""
+
+    algorithm: str = "mrsampler"
+
+    @classmethod
+    def from_dict(cls, block: Mapping[str, Any]) -> "SDEOptions":
+        check_keys("sde", block, [f.name for f in fields(cls)])
+        base = IRSDESettings.from_dict({k: v for k, v in block.items() if k in _IRSDE_KEYS})
+        algorithm = check_choice("sde.algorithm", block.get("algorithm", cls.algorithm), SAMPLERS)
+        return cls(**{k: getattr(base, k) for k in _IRSDE_KEYS}, algorithm=algorithm)
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from uir.options.loader import OptionsError, apply_overrides, read_yaml
-from uir.options.schema import NetworkOptions
+from uir.options.schema import IRSDESettings, NetworkOptions
 from uir.options.validation import check_bool, check_choice, check_float, check_int, check_keys
 from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
-from uir.sde.irsde import SCHEDULES
 from uir.sde.predictions import FIT_TARGETS
 from uir.training.init import NETWORK_INITS
 
@@ -65,29 +64,6 @@ def _tasks(key: str, value: Any) -> tuple[str, ...]:
     if duplicates:
         raise ValueError(f"{key}: {duplicates} appear more than once")
     return tuple(items)
-
-
-@dataclass(frozen=True)
-class SDESettings:
-    """`sde:` the IR-SDE the network is trained for (defaults: the reference's)."""
-
-    max_sigma: float = 50.0
-    T: int = 100
-    schedule: str = "cosine"
-    eps: float = 0.005
-
-    @classmethod
-    def from_dict(cls, block: Mapping[str, Any]) -> "SDESettings":
-        check_keys("sde", block, _fields(cls))
-        d = replace(cls(), **block)
-        max_sigma = check_float("sde.max_sigma", d.max_sigma)
-        eps = check_float("sde.eps", d.eps)
-        if max_sigma <= 0:
-            raise ValueError(f"sde.max_sigma: must be positive, got {max_sigma}")
-        if not 0 < eps < 1:
-            raise ValueError(f"sde.eps: must lie in (0, 1), got {eps}")
-        return cls(max_sigma, check_int("sde.T", d.T, minimum=1),
-                   check_choice("sde.schedule", d.schedule, SCHEDULES), eps)
 
 
 @dataclass(frozen=True)
@@ -306,7 +282,7 @@ class LoggerSettings:
 @dataclass(frozen=True)
 class TrainOptions:
     name: str
-    sde: SDESettings
+    sde: IRSDESettings
     network_G: NetworkOptions
     datasets_train: TrainDataSettings
     datasets_val: ValSettings
@@ -356,7 +332,7 @@ def parse_train_options(raw: Mapping[str, Any]) -> TrainOptions:
         raise ValueError("network_G: not set; give which_model_G and setting")
     return TrainOptions(
         name=name,
-        sde=SDESettings.from_dict(_section(raw, "sde")),
+        sde=IRSDESettings.from_dict(_section(raw, "sde")),
         network_G=NetworkOptions.from_dict(_section(raw, "network_G")),
         datasets_train=train_data,
         datasets_val=ValSettings.from_dict(_section(datasets, "val", "datasets."), train_data, fit_target),
