@@ -1,4 +1,4 @@
-"""How the network's weights start: PyTorch's default initialisation, or `noise_skip`.
+"""How the network's weights start: PyTorch's default initialisation, `noise_skip` or `zero_output`.
 
 `noise_skip` (ConditionalUNet only) sets a linear path so that the untrained network outputs
 
@@ -13,6 +13,9 @@ response to low-frequency noise (period >= ~32 pixels: a few modes per crop, a t
 the loss) stays near zero for a long time, so short trainings sample large low-frequency
 blotches. Starting from the skip, the low frequencies are treated as noise at large t until
 the data says otherwise. The architecture and the checkpoint format do not change.
+
+`zero_output` zeroes the last convolution: the untrained network outputs 0, which for the
+velocity target is the "no change" prediction at every time (see `init_zero_output`).
 """
 from __future__ import annotations
 
@@ -25,15 +28,15 @@ NETWORK_INITS = ("default", "noise_skip", "zero_output")
 
 
 @torch.no_grad()
-def _linear_skip(model: nn.Module, init: str, source: int, scale: float) -> None:
-    """Make `model` output `scale` times one of its two inputs: x_t - mu (`source` 0) or mu (`source` 1).
+def init_noise_skip(model: nn.Module, sigma_inf: float) -> None:
+    """Make `model` (a ConditionalUNet with out_nc == in_nc <= nf) output (x_t - mu) / sigma_inf.
 
-    The ConditionalUNet's first conv sees cat(x_t - mu, mu); the path goes through its first
-    n channels, the final block's 1x1 residual conv and the last conv. The rest of the network
-    keeps PyTorch's initialisation and adds nothing to those channels until it learns to.
+    The first conv sees cat(x_t - mu, mu); the path goes through its first n channels, the final
+    block's 1x1 residual conv and the last conv. The rest of the network keeps PyTorch's
+    initialisation and adds nothing to those channels until it learns to.
     """
     if not isinstance(model, ConditionalUNet):
-        raise ValueError(f"train.init: {init} needs a ConditionalUNet, got {type(model).__name__}")
+        raise ValueError(f"train.init: noise_skip needs a ConditionalUNet, got {type(model).__name__}")
     w_in = model.init_conv.weight  # [nf, 2 n, k, k]; input channels: x_t - mu, then mu
     w_res = model.final_res_block.res_conv.weight  # [nf, 2 nf, 1, 1]; input: cat(unet output, x_init)
     w_h = model.final_res_block.block2.proj.weight  # [nf, nf, 3, 3]
@@ -41,23 +44,18 @@ def _linear_skip(model: nn.Module, init: str, source: int, scale: float) -> None
     nf, n = w_in.shape[0], w_in.shape[1] // 2
     if w_out.shape[0] != n or n > nf:
         raise ValueError(
-            f"train.init: {init} needs out_nc == in_nc <= nf, got in_nc {n}, out_nc {w_out.shape[0]}, nf {nf}"
+            f"train.init: noise_skip needs out_nc == in_nc <= nf, got in_nc {n}, out_nc {w_out.shape[0]}, nf {nf}"
         )
     eye = torch.eye(n, dtype=w_in.dtype)
     centre = w_in.shape[-1] // 2
     w_in[:n].zero_()
-    w_in[:n, source * n:(source + 1) * n, centre, centre] = eye  # x_init[:n] = the chosen input
+    w_in[:n, :n, centre, centre] = eye  # x_init[:n] = x_t - mu
     w_res[:n].zero_()
     w_res[:n, nf:nf + n, 0, 0] = eye  # the final block passes x_init[:n] through ...
     w_h[:n].zero_()  # ... and adds nothing to those channels yet
     w_out.zero_()
-    w_out[:, :n, 1, 1] = eye * scale
+    w_out[:, :n, 1, 1] = eye / sigma_inf
     model.final_conv.bias.zero_()
-
-
-def init_noise_skip(model: nn.Module, sigma_inf: float) -> None:
-    """Make `model` (a ConditionalUNet with out_nc == in_nc <= nf) output (x_t - mu) / sigma_inf."""
-    _linear_skip(model, "noise_skip", 0, 1.0 / sigma_inf)
 
 
 @torch.no_grad()
