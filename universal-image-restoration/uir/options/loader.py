@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import yaml
 
 from uir.options.schema import EvalOptions, parse_options
+
+T = TypeVar("T")
 
 
 class OptionsError(ValueError):
@@ -115,15 +117,21 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]
     return out
 
 
-def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> EvalOptions:
-    """Read `path`, apply `(key.path, value)` overrides in order, validate. Raises OptionsError."""
+def load_with(parse: Callable[[dict], T], path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> T:
+    """Read `path`, apply `(key.path, value)` overrides in order, validate with `parse`.
+    A ValueError becomes an OptionsError that names the file."""
     raw = apply_overrides(read_yaml(path), overrides)
     try:
-        return parse_options(raw)
+        return parse(raw)
     except OptionsError:
         raise
     except ValueError as exc:
         raise OptionsError(f"{os.fspath(path)}: {exc}") from exc
+
+
+def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> EvalOptions:
+    """test.py's options: read `path`, apply overrides, validate. Raises OptionsError."""
+    return load_with(parse_options, path, overrides)
 
 
 # ---- command line ---------------------------------------------------------------------------

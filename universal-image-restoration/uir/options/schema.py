@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from uir.options.validation import check_bool, check_choice, check_float, check_int, check_keys
+from uir.options.validation import check_bool, check_choice, check_device, check_float, check_int, check_keys, section
 from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
 from uir.sde.irsde import SCHEDULES
@@ -30,17 +29,6 @@ REFERENCE_TASKS = (
     "motion-blurry", "hazy", "jpeg-compressed", "low-light", "noisy",
     "raindrop", "rainy", "shadowed", "snowy", "uncompleted",
 )
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-
-
-def _section(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}{key}: expected a mapping of keys, got {value!r}")
-    return dict(value)
-
 
 def _optional_str(key: str, value: Any) -> str | None:
     if value is None:
@@ -371,12 +359,6 @@ def _batch_size(value: Any) -> int | str:
     return check_int("batch_size", value, minimum=1)
 
 
-def _device(value: Any) -> str:
-    if not isinstance(value, str) or not _DEVICE_PATTERN.match(value):
-        raise ValueError(f"device: {value!r} is not valid; valid values: auto, cpu, cuda, cuda:N")
-    return value
-
-
 def _daclip_config(value: Any) -> str | Mapping[str, Any]:
     if isinstance(value, str) and value:
         return value
@@ -412,9 +394,9 @@ def parse_options(raw: Mapping[str, Any]) -> EvalOptions:
     if raw.get("network_G") is None:
         raise ValueError("network_G: not set; it names the network (which_model_G) and its setting")
 
-    sde = SDEOptions.from_dict(_section(raw, "sde", ""))
-    sampler = SamplerConfig.from_dict(_section(raw, "sampler", ""))
-    datasets_block = _section(raw, "datasets", "")
+    sde = SDEOptions.from_dict(section(raw, "sde", ""))
+    sampler = SamplerConfig.from_dict(section(raw, "sampler", ""))
+    datasets_block = section(raw, "datasets", "")
     datasets = tuple(DatasetOptions.from_dict(str(k), datasets_block[k]) for k in sorted(datasets_block, key=str))
     _unique("datasets.*.name", tuple(d.name for d in datasets))
 
@@ -430,20 +412,20 @@ def parse_options(raw: Mapping[str, Any]) -> EvalOptions:
     results_root = _optional_path("results_root", raw.get("results_root", "results"))
 
     options = EvalOptions(
-        network_G=NetworkOptions.from_dict(_section(raw, "network_G", "")),
+        network_G=NetworkOptions.from_dict(section(raw, "network_G", "")),
         name=name,
         suffix=suffix,
         model=check_choice("model", raw.get("model", "denoising"), MODELS),
         distortion=_folder_names("distortion", _str_list("distortion", raw.get("distortion", list(REFERENCE_TASKS)))),
         gpu_ids=_gpu_ids(raw.get("gpu_ids", [0])),
         sde=sde,
-        degradation=DegradationOptions.from_dict(_section(raw, "degradation", "")),
+        degradation=DegradationOptions.from_dict(section(raw, "degradation", "")),
         datasets=datasets,
-        path=PathOptions.from_dict(_section(raw, "path", "")),
+        path=PathOptions.from_dict(section(raw, "path", "")),
         sampler=sampler,
         crop_border=None if crop is None else check_int("crop_border", crop, minimum=0),
         seed=check_int("seed", raw.get("seed", 0), minimum=0),
-        device=_device(raw.get("device", "auto")),
+        device=check_device("device", raw.get("device", "auto")),
         batch_size=_batch_size(raw.get("batch_size", 1)),
         num_workers=check_int("num_workers", raw.get("num_workers", 2), minimum=0),
         precision=check_choice("precision", raw.get("precision", "fp32"), PRECISIONS),
@@ -461,7 +443,7 @@ def parse_options(raw: Mapping[str, Any]) -> EvalOptions:
         daclip_precision=check_choice("daclip_precision", raw.get("daclip_precision", "auto"), DACLIP_PRECISIONS),
         overwrite=check_bool("overwrite", raw.get("overwrite", False)),
         resume=_resume(raw.get("resume", False)),
-        sweep=SweepOptions.from_dict(_section(raw, "sweep", ""), sde, sampler),
+        sweep=SweepOptions.from_dict(section(raw, "sweep", ""), sde, sampler),
     )
     if options.overwrite and options.resume:
         raise ValueError("overwrite and resume: choose one (--overwrite replaces a run folder, --resume continues it)")

@@ -3,6 +3,7 @@ become ValueErrors that name the key and say what is valid."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,3 +61,23 @@ def check_bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{key}: expected true or false, got {value!r}")
     return value
+
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def check_device(key: str, value: Any) -> str:
+    """`auto`, `cpu`, `cuda` or `cuda:N`."""
+    if not isinstance(value, str) or not _DEVICE_PATTERN.match(value):
+        raise ValueError(f"{key}: {value!r} is not valid; valid values: auto, cpu, cuda, cuda:N")
+    return value
+
+
+def section(raw: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    """`raw[key]` as a dict (empty when absent or null); `where` prefixes the key in the error."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}{key}: expected a mapping of keys, got {value!r}")
+    return dict(value)

@@ -20,9 +20,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from uir.options.loader import OptionsError, apply_overrides, read_yaml
+from uir.options.loader import load_with
 from uir.options.schema import IRSDESettings, NetworkOptions
-from uir.options.validation import check_bool, check_choice, check_float, check_int, check_keys
+from uir.options.validation import (
+    check_bool,
+    check_choice,
+    check_device,
+    check_float,
+    check_int,
+    check_keys,
+    section,
+)
 from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
 from uir.sde.predictions import FIT_TARGETS
@@ -31,17 +39,7 @@ from uir.training.init import NETWORK_INITS
 OPTIMIZERS = ("Adam", "AdamW")
 LR_SCHEMES = ("cosine", "multistep", "constant")
 LOSS_TYPES = ("l1", "l2")
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def _section(raw: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}{key}: expected a mapping of keys, got {value!r}")
-    return dict(value)
 
 
 def _fields(cls) -> list[str]:
@@ -252,7 +250,7 @@ class OptimSettings:
             init=check_choice(k("init"), get("init"), NETWORK_INITS),
             loss_type=check_choice(k("loss_type"), get("loss_type"), LOSS_TYPES),
             loss_weight=check_float(k("loss_weight"), get("loss_weight")),
-            ema=EMASettings.from_dict(_section(block, "ema", "train.")),
+            ema=EMASettings.from_dict(section(block, "ema", "train.")),
         )
         if values["lr"] <= 0:
             raise ValueError(f"{k('lr')}: must be positive, got {values['lr']}")
@@ -316,15 +314,13 @@ def parse_train_options(raw: Mapping[str, Any]) -> TrainOptions:
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
         raise ValueError(f"name: expected a folder name of letters, digits, '.', '_' or '-', got {name!r}")
     fit_target = check_choice("fit_target", raw.get("fit_target", "noise"), FIT_TARGETS)
-    device = raw.get("device", "auto")
-    if not isinstance(device, str) or not _DEVICE_PATTERN.match(device):
-        raise ValueError(f"device: {device!r} is not valid; valid values: auto, cpu, cuda, cuda:N")
-    datasets = _section(raw, "datasets")
+    device = check_device("device", raw.get("device", "auto"))
+    datasets = section(raw, "datasets")
     check_keys("datasets", datasets, ["train", "val"])
     if "train" not in datasets:
         raise ValueError("datasets.train: not set; it names the training data (dataroot, tasks, patch_size, ...)")
-    train_data = TrainDataSettings.from_dict(_section(datasets, "train", "datasets."))
-    train = OptimSettings.from_dict(_section(raw, "train"))
+    train_data = TrainDataSettings.from_dict(section(datasets, "train", "datasets."))
+    train = OptimSettings.from_dict(section(raw, "train"))
     if train.init == "noise_skip" and fit_target != "noise":
         raise ValueError(f"train.init: noise_skip starts the network as a noise predictor; it needs fit_target: noise "
                          f"(got {fit_target!r}); use init: default")
@@ -332,13 +328,13 @@ def parse_train_options(raw: Mapping[str, Any]) -> TrainOptions:
         raise ValueError("network_G: not set; give which_model_G and setting")
     return TrainOptions(
         name=name,
-        sde=IRSDESettings.from_dict(_section(raw, "sde")),
-        network_G=NetworkOptions.from_dict(_section(raw, "network_G")),
+        sde=IRSDESettings.from_dict(section(raw, "sde")),
+        network_G=NetworkOptions.from_dict(section(raw, "network_G")),
         datasets_train=train_data,
-        datasets_val=ValSettings.from_dict(_section(datasets, "val", "datasets."), train_data, fit_target),
+        datasets_val=ValSettings.from_dict(section(datasets, "val", "datasets."), train_data, fit_target),
         train=train,
-        logger=LoggerSettings.from_dict(_section(raw, "logger")),
-        path=InitSettings.from_dict(_section(raw, "path")),
+        logger=LoggerSettings.from_dict(section(raw, "logger")),
+        path=InitSettings.from_dict(section(raw, "path")),
         fit_target=fit_target,
         seed=check_int("seed", raw.get("seed", 0), minimum=0),
         device=device,
@@ -347,14 +343,8 @@ def parse_train_options(raw: Mapping[str, Any]) -> TrainOptions:
 
 
 def load_train_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> TrainOptions:
-    """Read `path`, apply `(key.path, value)` overrides in order, validate. Raises OptionsError."""
-    raw = apply_overrides(read_yaml(path), overrides)
-    try:
-        return parse_train_options(raw)
-    except OptionsError:
-        raise
-    except ValueError as exc:
-        raise OptionsError(f"{os.fspath(path)}: {exc}") from exc
+    """train.py's options: read `path`, apply overrides, validate. Raises OptionsError."""
+    return load_with(parse_train_options, path, overrides)
 
 
 def _plain(value: Any) -> Any:
