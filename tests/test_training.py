@@ -241,7 +241,8 @@ def test_existing_folder_needs_resume_or_overwrite(tmp_path):
     with pytest.raises(ExperimentError, match="network_G differs"):
         Trainer(other_net, resume=True, progress=False, console=False).run()
     # A setting spelled out at its default is the same network (a run saved before it existed resumes).
-    spelled = parse_train_options(_tiny_options(tmp_path, **{"network_G.setting": {**TINY_NET, "linear_attn_heads": 4}}))
+    spelled_net = {**TINY_NET, "linear_attn_heads": 4}
+    spelled = parse_train_options(_tiny_options(tmp_path, **{"network_G.setting": spelled_net}))
     Trainer(spelled, resume=True, progress=False, console=False).run()
     with pytest.raises(ExperimentError, match="no run named 'ghost'"):
         Trainer(parse_train_options(_tiny_options(tmp_path, name="ghost")), resume=True, console=False).run()

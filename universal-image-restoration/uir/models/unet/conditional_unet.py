@@ -140,7 +140,8 @@ class ConditionalUNet(nn.Module):
 
         mid_dim = dims[-1]
         self.mid_block1 = ResBlock(mid_dim, mid_dim, time_dim)
-        self.mid_attn = Residual(PreNorm(mid_dim, _attention(mid_dim, image_context_dim, linear_heads, linear_dim_head)))
+        mid_attention = _attention(mid_dim, image_context_dim, linear_heads, linear_dim_head)
+        self.mid_attn = Residual(PreNorm(mid_dim, mid_attention))
         self.mid_block2 = ResBlock(mid_dim, mid_dim, time_dim)
         self.final_res_block = ResBlock(nf * 2, nf, time_dim)
         self.final_conv = nn.Conv2d(nf, out_nc, 3, 1, 1)
