@@ -28,7 +28,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="set any options key, e.g. --set train.niter=500 (repeatable; value read as YAML)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch (default: torch's choice; 1 is faster on a CPU shared with other jobs)")
+                   help="CPU threads for torch (default: torch's choice; 1 is faster on a CPU shared with other jobs, "
+                        "and 2 per run when several runs share a GPU machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the log still goes to the console)")
     return p
 
