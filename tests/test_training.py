@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from uir.models import build_network, load_network
+from uir.models import CheckpointNotFoundError, build_network, load_network
 from uir.options.loader import OptionsError
 from uir.sde import IRSDE
 from uir.sde.predictions import to_data
@@ -246,6 +246,31 @@ def test_existing_folder_needs_resume_or_overwrite(tmp_path):
     Trainer(spelled, resume=True, progress=False, console=False).run()
     with pytest.raises(ExperimentError, match="no run named 'ghost'"):
         Trainer(parse_train_options(_tiny_options(tmp_path, name="ghost")), resume=True, console=False).run()
+
+
+def test_start_weights_are_read_first_and_not_needed_to_resume(tmp_path):
+    missing = tmp_path / "experiments" / "stage1" / "models" / "latest.pth"
+    options = parse_train_options(_tiny_options(tmp_path, path={"pretrain_model_G": str(missing)}))
+    # No data folder either: the missing weights are named before the data is looked at.
+    with pytest.raises(CheckpointNotFoundError, match=r"path\.pretrain_model_G: .*latest\.pth does not exist.*"
+                                                      r"experiments/<name>/models/latest\.pth \(train it first\)"):
+        Trainer(options, progress=False, console=False).run()
+
+    _write_tiny_set(tmp_path / "data")
+    stage1 = parse_train_options(_tiny_options(tmp_path, name="stage1", **{"train.niter": 2}))
+    Trainer(stage1, progress=False, console=False).run()
+    first = load_network("ConditionalUNet", TINY_NET, missing).state_dict()
+    stage2 = parse_train_options(_tiny_options(tmp_path, name="stage2", path={"pretrain_model_G": str(missing)},
+                                               **{"train.niter": 1, "train.lr": 1e-12}))
+    Trainer(stage2, progress=False, console=False).run()
+    started = torch.load(tmp_path / "experiments" / "stage2" / "models" / "latest.pth", weights_only=True)
+    for key, value in first.items():  # lr 1e-12: the saved EMA is the loaded weights
+        torch.testing.assert_close(started[key], value, rtol=0, atol=1e-9)
+    assert "initialised from" in (tmp_path / "experiments" / "stage2" / "train.log").read_text()
+    missing.unlink()  # --resume reads the saved training state, not the start weights
+    Trainer(parse_train_options(_tiny_options(tmp_path, name="stage2", path={"pretrain_model_G": str(missing)},
+                                              **{"train.niter": 2, "train.lr": 1e-12})),
+            resume=True, progress=False, console=False).run()
 
 
 def test_missing_data_names_the_command(tmp_path):

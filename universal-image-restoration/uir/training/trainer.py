@@ -45,6 +45,8 @@ LATEST_MODEL = Path("models") / "latest.pth"
 BEST_MODEL = Path("models") / "best.pth"
 # Options that must not change when a run is resumed (they define what the weights mean).
 FIXED_ON_RESUME = ("sde", "network_G", "fit_target")
+START_WEIGHTS_HINT = (f"the weights to start from: a training run's experiments/<name>/{LATEST_MODEL.as_posix()} "
+                      f"(train it first) or a published checkpoint such as {UNET_WEIGHTS_HINT}")
 
 
 class ExperimentError(RuntimeError):
@@ -239,15 +241,21 @@ class Trainer:
                          f"validation images: {n_val} from {v.dataroot}/test")
         return patches, val_data
 
-    def _build_model(self) -> nn.Module:
+    def _start_weights(self) -> dict[str, Tensor] | None:
+        """path.pretrain_model_G's state dict, read before anything slow so that a missing file
+        fails at once; None when it is not set or the run is resumed (the saved state wins)."""
+        path = self.options.path.pretrain_model_G
+        if path is None or self.resume:
+            return None
+        return load_state_dict_file(path, option="path.pretrain_model_G", weights_hint=START_WEIGHTS_HINT)
+
+    def _build_model(self, start: dict[str, Tensor] | None) -> nn.Module:
         o = self.options
         torch.manual_seed(o.seed)
         model = build_network(o.network_G.which_model_G, o.network_G.setting)
         initialise(model, o.train.init, self.sde.sigma_inf)
-        if o.path.pretrain_model_G is not None:
-            state = load_state_dict_file(o.path.pretrain_model_G, option="path.pretrain_model_G",
-                                         weights_hint=UNET_WEIGHTS_HINT)
-            load_into(model, state, strict=o.path.strict_load, source=o.path.pretrain_model_G,
+        if start is not None:
+            load_into(model, start, strict=o.path.strict_load, source=o.path.pretrain_model_G,
                       expected=describe_network(o.network_G.which_model_G, o.network_G.setting))
             self.logger.info(f"initialised from {o.path.pretrain_model_G}")
         return model.to(self.device)
@@ -308,8 +316,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
+        start = self._start_weights()
         patches, val_data = self._load_data()
-        model = self._build_model()
+        model = self._build_model(start)
         ema = EMA(model, o.train.ema)
         optimizer = build_optimizer(model, o.train)
         generator = torch.Generator().manual_seed(o.seed)
