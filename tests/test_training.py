@@ -253,8 +253,9 @@ def test_start_weights_are_read_first_and_not_needed_to_resume(tmp_path):
     options = parse_train_options(_tiny_options(tmp_path, path={"pretrain_model_G": str(missing)}))
     # No data folder either: the missing weights are named before the data is looked at.
     with pytest.raises(CheckpointNotFoundError, match=r"path\.pretrain_model_G: .*latest\.pth does not exist.*"
-                                                      r"experiments/<name>/models/latest\.pth \(train it first\)"):
+                                                      r"first train the run that writes experiments/<name>/models/latest\.pth"):
         Trainer(options, progress=False, console=False).run()
+    assert not (tmp_path / "experiments").exists()  # and no run folder is left to --overwrite
 
     _write_tiny_set(tmp_path / "data")
     stage1 = parse_train_options(_tiny_options(tmp_path, name="stage1", **{"train.niter": 2}))

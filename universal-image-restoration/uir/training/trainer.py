@@ -45,8 +45,8 @@ LATEST_MODEL = Path("models") / "latest.pth"
 BEST_MODEL = Path("models") / "best.pth"
 # Options that must not change when a run is resumed (they define what the weights mean).
 FIXED_ON_RESUME = ("sde", "network_G", "fit_target")
-START_WEIGHTS_HINT = (f"the weights to start from: a training run's experiments/<name>/{LATEST_MODEL.as_posix()} "
-                      f"(train it first) or a published checkpoint such as {UNET_WEIGHTS_HINT}")
+START_WEIGHTS_HINT = (f"{UNET_WEIGHTS_HINT} (or, for a fine-tune, first train the run that writes "
+                      f"experiments/<name>/{LATEST_MODEL.as_posix()})")
 
 
 class ExperimentError(RuntimeError):
@@ -242,8 +242,8 @@ class Trainer:
         return patches, val_data
 
     def _start_weights(self) -> dict[str, Tensor] | None:
-        """path.pretrain_model_G's state dict, read before anything slow so that a missing file
-        fails at once; None when it is not set or the run is resumed (the saved state wins)."""
+        """path.pretrain_model_G's state dict, read first so that a missing file fails at once and
+        leaves no run folder; None when it is not set or the run is resumed (the saved state wins)."""
         path = self.options.path.pretrain_model_G
         if path is None or self.resume:
             return None
@@ -302,21 +302,21 @@ class Trainer:
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self) -> ValidationResult | None:
+        start = self._start_weights()
         self._prepare_folder()
         handlers = self._attach_logging()
         try:
-            return self._run()
+            return self._run(start)
         finally:
             for h in handlers:
                 self.logger.removeHandler(h)
                 h.close()
 
-    def _run(self) -> ValidationResult | None:
+    def _run(self, start: dict[str, Tensor] | None) -> ValidationResult | None:
         o = self.options
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        start = self._start_weights()
         patches, val_data = self._load_data()
         model = self._build_model(start)
         ema = EMA(model, o.train.ema)
