@@ -35,10 +35,10 @@ from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
 from uir.sde.predictions import FIT_TARGETS
 from uir.training.init import NETWORK_INITS
+from uir.training.losses import LOSS_TYPES
 
 OPTIMIZERS = ("Adam", "AdamW")
 LR_SCHEMES = ("cosine", "multistep", "constant")
-LOSS_TYPES = ("l1", "l2")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
