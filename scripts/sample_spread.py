@@ -1,7 +1,10 @@
 """How much PSNR one stochastic restoration gives up against the mean of many, on the demo set.
 
-    python scripts/sample_spread.py              # 4 posterior samples per image: about 6 minutes on a 2-core CPU
+    python scripts/sample_spread.py --per-image            # 4 posterior-100 samples per demo image
     python scripts/sample_spread.py --samples 2 --max-images 1   # a quick look
+    python scripts/sample_spread.py --per-image --resume   # the tables again, from the kept runs
+
+(14 minutes for the first on the project's 2-core CPU with one thread, the other core busy.)
 
 It restores every demo image K times with posterior sampling at NFE 100 (one normal `test.py`
 run per base seed 0, 100, 200, ...; the runs' folders are kept under --results-root), and
