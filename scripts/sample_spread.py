@@ -35,6 +35,7 @@ from uir.data.paired import read_image_uint8
 from uir.evaluation import run
 from uir.evaluation.tables import read_csv
 from uir.evaluation.tasks import resolve_tasks
+from uir.metrics.reference import crop_border
 from uir.options import load_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,9 +43,9 @@ SEED_STRIDE = 100  # base seeds 0, 100, 200, ...: image i of run k is seeded wit
 
 
 def cropped_mse(a: np.ndarray, b: np.ndarray, crop: int) -> float:
-    if crop:
-        a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
-    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """Mean squared error on the 0-255 scale, `crop` pixels off every side (as the PSNR of test.py)."""
+    a, b = crop_border(a.astype(np.float64), crop), crop_border(b.astype(np.float64), crop)
+    return float(np.mean((a - b) ** 2))
 
 
 def spread_split(one_sample_mse: float, mean_of_k_mse: float, k: int) -> tuple[float, float]:

@@ -60,9 +60,9 @@ def test_exact_posterior_samples_lose_3_db_against_their_mean():
 
 
 def test_task_rows_on_images():
-    """Two 8x8 images of one task, two samples each: GT 100, samples 100 +- 10 (mean exact),
-    LQ 120; crop 1 leaves 6x6."""
-    gt = np.full((8, 8, 3), 100, np.uint8)
+    """Two 16x16 images of one task, two samples each: GT 100, samples 100 +- 10 (mean exact),
+    LQ 120; crop 1."""
+    gt = np.full((16, 16, 3), 100, np.uint8)
     images = [("noisy", "a"), ("noisy", "b")]
     samples = {i: [gt + np.uint8(10), gt - np.uint8(10)] for i in images}
     rows = spread.task_rows(samples, {i: gt for i in images}, {i: gt + np.uint8(20) for i in images},
