@@ -79,3 +79,25 @@ def test_task_rows_on_images():
 def test_split_needs_two_samples():
     with pytest.raises(ValueError, match="at least 2 samples"):
         spread.spread_split(1.0, 1.0, 1)
+
+
+def test_script_runs_the_demo_and_reads_its_runs_back(tmp_path, monkeypatch, capsys):
+    """Two posterior-5 samples of the first demo photo per task: one run folder per base seed,
+    one table row per task, the LQ column is test.py's PSNR of the input, and --resume reuses the
+    runs (same table, no new folder)."""
+    from uir.data.paired import read_image_uint8
+    from uir.metrics import image_metrics
+
+    monkeypatch.chdir(REPO)
+    argv = ["--samples", "2", "--nfe", "5", "--max-images", "1", "--results-root", str(tmp_path), "--device", "cpu"]
+    table = spread.main(argv)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spread_posterior5_seed0", "spread_posterior5_seed100"]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()[2:]}
+    assert sorted(rows) == sorted(["motion-blurry", "hazy", "jpeg-compressed", "low-light", "noisy", "rainy"])
+    for task, cells in rows.items():
+        (lq_path,) = sorted((REPO / "demo" / "test" / task / "LQ").iterdir())[:1]
+        gt_path = REPO / "demo" / "test" / task / "GT" / lq_path.name
+        expected = image_metrics(read_image_uint8(lq_path), read_image_uint8(gt_path), 4)["psnr"]
+        assert float(cells[1]) == pytest.approx(expected, abs=0.006), task
+    assert spread.main(argv + ["--resume"]) == table
+    assert len(list(tmp_path.iterdir())) == 2
