@@ -101,3 +101,13 @@ def test_script_runs_the_demo_and_reads_its_runs_back(tmp_path, monkeypatch, cap
         assert float(cells[1]) == pytest.approx(expected, abs=0.006), task
     assert spread.main(argv + ["--resume"]) == table
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_bad_option_is_reported_without_a_traceback():
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "sample_spread.py"), "--sampler", "foo"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert "sample_spread.py: error:" in proc.stderr and "'foo' is not valid" in proc.stderr
+    assert "Traceback" not in proc.stderr
