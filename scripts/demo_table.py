@@ -53,8 +53,7 @@ def lq_row(options) -> dict:
     crop = options.effective_crop_border
     per_task, ssims = {}, []
     for task in resolve_tasks(options):
-        pairs = task.pairs[: options.max_images] if options.max_images else task.pairs
-        scores = [image_metrics(read_image_uint8(p.lq), read_image_uint8(p.gt), crop) for p in pairs]
+        scores = [image_metrics(read_image_uint8(p.lq), read_image_uint8(p.gt), crop) for p in task.pairs]
         per_task[task.name] = [s["psnr"] for s in scores]
         ssims += [s["ssim"] for s in scores]
     return {"label": "LQ input", "psnr": per_task, "ssim": ssims, "lpips": [], "seconds": None}

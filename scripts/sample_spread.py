@@ -119,9 +119,8 @@ def main(argv: list[str] | None = None) -> str:
             samples.setdefault((row["task"], row["image"]), []).append(read_image_uint8(result.run_dir / row["output"]))
 
     gts, lqs, tasks = {}, {}, {}
-    for task in resolve_tasks(options):
-        pairs = task.pairs[: options.max_images] if options.max_images else task.pairs
-        for pair in pairs:
+    for task in resolve_tasks(options):  # at most options.max_images pairs per task, as the runs
+        for pair in task.pairs:
             key = (task.name, pair.name)
             gts[key], lqs[key] = read_image_uint8(pair.gt), read_image_uint8(pair.lq)
             tasks.setdefault(task.name, []).append(key)
