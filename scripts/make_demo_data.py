@@ -24,6 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-test", type=int, default=3, help="test images per task (default: 3)")
     parser.add_argument("--n-train", type=int, default=48,
                         help="training patches per task (default: 48)")
+    parser.add_argument("--train-dark-fraction", type=float, default=0.0, metavar="P",
+                        help="darken this fraction of the training GT crops of every task but "
+                             "low-light (default: 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the demo set in a non-empty output folder")
     return parser.parse_args(argv)
@@ -36,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         root = make_demo_dataset(
             args.out, seed=args.seed, tasks=args.tasks, test_size=args.size,
             n_test_per_task=args.n_test, n_train_per_task=args.n_train,
-            train_size=args.train_size, overwrite=args.overwrite,
+            train_size=args.train_size, train_dark_fraction=args.train_dark_fraction,
+            overwrite=args.overwrite,
         )
     except (FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"make_demo_data: error: {err}", file=sys.stderr)

@@ -320,3 +320,39 @@ def test_cli_writes_the_set_and_refuses_to_overwrite(tmp_path, capsys):
     assert cli.main(argv) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert cli.main(argv + ["--overwrite"]) == 0
+
+
+def test_dark_fraction_darkens_training_gt_but_not_low_light_or_test(demo_seed0, tmp_path):
+    tasks = ("noisy", "low-light")
+    plain = make_demo_dataset(tmp_path / "plain", seed=0, tasks=tasks, **SMALL)
+    dark = make_demo_dataset(tmp_path / "dark", seed=0, tasks=tasks, train_dark_fraction=1.0, **SMALL)
+    manifest = json.loads((dark / "manifest.json").read_text())
+    assert manifest["train_dark_fraction"] == 1.0
+    for record in manifest["images"]["train"]["noisy"]:
+        s = record["exposure"]
+        assert 0.2 <= s <= 0.7
+        gt0 = cv2.imread(str(plain / "train/noisy/GT" / record["name"])).astype(np.float64)
+        gt1 = cv2.imread(str(dark / "train/noisy/GT" / record["name"])).astype(np.float64)
+        assert np.abs(gt1 - s * gt0).max() <= 1.0  # the same crop, scaled, rounded twice
+        lq1 = cv2.imread(str(dark / "train/noisy/LQ" / record["name"])).astype(np.float64)
+        inside = (gt1 > 40) & (gt1 < 215)
+        if inside.sum() > 100:  # the degradation is applied to the darkened GT
+            assert abs((lq1 - gt1)[inside].std() - 25.0) < 4.0
+    for split, task in (("train", "low-light"), ("test", "noisy"), ("test", "low-light")):
+        for kind in ("GT", "LQ"):
+            a, b = read_tree(plain / split / task / kind), read_tree(dark / split / task / kind)
+            assert a == b, (split, task, kind)
+    assert not any("exposure" in r for r in manifest["images"]["train"]["low-light"])
+
+
+def test_dark_fraction_zero_keeps_the_data_set_byte_identical(demo_seed0, tmp_path):
+    again = make_demo_dataset(tmp_path / "zero", seed=0, tasks=("noisy", "rainy"),
+                              train_dark_fraction=0.0, **SMALL)
+    pngs = read_tree(again)
+    assert {k: v for k, v in pngs.items() if k.endswith(".png")} == \
+        {k: v for k, v in read_tree(demo_seed0).items() if k.endswith(".png")}
+
+
+def test_dark_fraction_outside_the_unit_interval_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"train_dark_fraction must lie in \[0, 1\], got 1.5"):
+        make_demo_dataset(tmp_path / "a", train_dark_fraction=1.5)

@@ -13,7 +13,10 @@ Train and test use different photos (``TRAIN_PHOTOS`` / ``TEST_PHOTOS``). Test i
 patches are ``train_size`` crops at a random scale between "short side = train_size" and
 the photo's full resolution (half of it for JPEG sources, so their block artefacts vanish).
 A crop is redrawn (up to ``CROP_TRIES`` times) when its grey-level std is below
-``MIN_CROP_STD``, to avoid flat background. Every image has its own generator seeded by
+``MIN_CROP_STD``, to avoid flat background. ``train_dark_fraction`` > 0 darkens that fraction of
+the training GT crops of every task but low-light (exposure factor log-uniform in
+``DARK_SCALE``), so that a network without a degradation context sees dark photos that are not
+low-light inputs (the demo network took the dark noisy coffee cup for one). Every image has its own generator seeded by
 (seed, split, task, index), so the output is byte-identical for a seed and one task's images
 do not depend on which other tasks are built.
 """
@@ -50,6 +53,8 @@ DEMO_TASKS: tuple[str, ...] = (
 SPLIT_IDS = {"train": 0, "test": 1}
 MIN_CROP_STD = 0.05
 CROP_TRIES = 10
+DARK_SCALE = (0.2, 0.7)
+UNDARKENED_TASKS = ("low-light",)  # its GT is the well-exposed photo by definition
 FORMAT_VERSION = 1
 
 
@@ -121,6 +126,7 @@ def make_demo_dataset(
     n_test_per_task: int = 3,
     n_train_per_task: int = 48,
     train_size: int = 128,
+    train_dark_fraction: float = 0.0,
     overwrite: bool = False,
 ) -> Path:
     """Write the demo set under ``out_dir`` and return its path.
@@ -130,21 +136,24 @@ def make_demo_dataset(
     """
     tasks = tuple(tasks)
     _check_args(seed, tasks, test_size, n_test_per_task, n_train_per_task, train_size)
+    if not 0.0 <= train_dark_fraction <= 1.0:
+        raise ValueError(f"train_dark_fraction must lie in [0, 1], got {train_dark_fraction!r}")
     root = Path(out_dir)
     _prepare_out_dir(root, overwrite)
 
     splits = {
-        "test": (TEST_PHOTOS, n_test_per_task, test_size),
-        "train": (TRAIN_PHOTOS, n_train_per_task, train_size),
+        "test": (TEST_PHOTOS, n_test_per_task, test_size, 0.0),
+        "train": (TRAIN_PHOTOS, n_train_per_task, train_size, train_dark_fraction),
     }
-    photos = {name: load_photo(name) for names, count, _ in splits.values() if count
+    photos = {name: load_photo(name) for names, count, _, _ in splits.values() if count
               for name in names}
     records: dict[str, dict[str, list[dict]]] = {}
-    for split, (names, count, size) in splits.items():
+    for split, (names, count, size, dark_fraction) in splits.items():
         records[split] = {}
         for task in tasks:
+            dark = 0.0 if task in UNDARKENED_TASKS else dark_fraction
             records[split][task] = [
-                _write_pair(root, split, task, i, names[i % len(names)], photos, size, seed)
+                _write_pair(root, split, task, i, names[i % len(names)], photos, size, seed, dark)
                 for i in range(count)
             ]
 
@@ -154,7 +163,8 @@ def make_demo_dataset(
         "seed": seed,
         "tasks": list(tasks),
         "sizes": {"test": test_size, "train": train_size},
-        "photos": {split: list(names) for split, (names, _, _) in splits.items()},
+        "train_dark_fraction": train_dark_fraction,
+        "photos": {split: list(names) for split, (names, _, _, _) in splits.items()},
         "source": "skimage.data photos bundled with scikit-image (no downloads)",
         "param_ranges": {task: _jsonable(PARAM_RANGES[task]) for task in tasks},
         "images": records,
@@ -202,7 +212,7 @@ def _image_rng(seed: int, split: str, task: str, index: int) -> np.random.Genera
     return np.random.default_rng([seed, SPLIT_IDS[split], zlib.crc32(task.encode()), index])
 
 
-def _write_pair(root, split, task, index, photo_name, photos, size, seed) -> dict:
+def _write_pair(root, split, task, index, photo_name, photos, size, seed, dark_fraction) -> dict:
     rng = _image_rng(seed, split, task, index)
     photo = photos[photo_name]
     max_scale = PHOTOS[photo_name].max_scale
@@ -210,6 +220,10 @@ def _write_pair(root, split, task, index, photo_name, photos, size, seed) -> dic
         gt, crop = _crop(photo, size, rng, _fixed_scale(photo, size, max_scale))
     else:
         gt, crop = _crop(photo, size, rng, lambda: _random_scale(photo, size, max_scale, rng))
+    if dark_fraction > 0:  # no draw otherwise: the data set of fraction 0 stays byte-identical
+        darken_it, exposure = rng.uniform() < dark_fraction, _log_uniform(DARK_SCALE, rng)
+        crop["exposure"] = exposure if darken_it else 1.0
+        gt = gt * np.float32(crop["exposure"])
     gt = _quantise(gt)  # the clean image is what is stored: degrade the stored pixels
     params = sample_params(task, rng)
     lq = DEGRADATIONS[task](gt, rng, **params)
@@ -234,8 +248,11 @@ def _fixed_scale(photo: np.ndarray, size: int, max_scale: float) -> Callable[[],
 def _random_scale(photo: np.ndarray, size: int, max_scale: float, rng) -> float:
     """Training crops: log-uniform between short side == size and ``max_scale``."""
     low = _min_scale(photo, size)
-    high = max(max_scale, low)
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return _log_uniform((low, max(max_scale, low)), rng)
+
+
+def _log_uniform(bounds: tuple[float, float], rng) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
 
 
 def _crop(photo, size, rng, next_scale) -> tuple[np.ndarray, dict]:

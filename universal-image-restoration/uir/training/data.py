@@ -74,6 +74,7 @@ def demo_manifest_mismatch(root: str | Path, make_demo: dict | None) -> str | No
         "train_size": manifest.get("sizes", {}).get("train"),
         "n_test_per_task": counts.get("test"),
         "n_train_per_task": counts.get("train"),
+        "train_dark_fraction": manifest.get("train_dark_fraction", 0.0),
     }
     differ = {k: (found[k], v) for k, v in make_demo.items() if k in found and found[k] != v}
     if not differ:
