@@ -227,6 +227,7 @@ class OptimSettings:
     loss_type: str = "l1"
     loss_weight: float = 1.0
     ema: EMASettings = field(default_factory=EMASettings)
+    deterministic: bool = True  # CUDA: reproducible cuDNN algorithms; false lets cuDNN pick the fastest
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any]) -> "OptimSettings":
@@ -257,6 +258,7 @@ class OptimSettings:
             loss_type=check_choice(k("loss_type"), get("loss_type"), LOSS_TYPES),
             loss_weight=check_float(k("loss_weight"), get("loss_weight")),
             ema=EMASettings.from_dict(section(block, "ema", "train.")),
+            deterministic=check_bool(k("deterministic"), get("deterministic")),
         )
         if values["lr"] <= 0:
             raise ValueError(f"{k('lr')}: must be positive, got {values['lr']}")

@@ -315,8 +315,8 @@ class Trainer:
     def _run(self, start: dict[str, Tensor] | None) -> ValidationResult | None:
         o = self.options
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = not o.train.deterministic
+            torch.backends.cudnn.deterministic = o.train.deterministic
         patches, val_data = self._load_data()
         model = self._build_model(start)
         ema = EMA(model, o.train.ema)
