@@ -356,3 +356,15 @@ def test_dark_fraction_zero_keeps_the_data_set_byte_identical(demo_seed0, tmp_pa
 def test_dark_fraction_outside_the_unit_interval_is_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"train_dark_fraction must lie in \[0, 1\], got 1.5"):
         make_demo_dataset(tmp_path / "a", train_dark_fraction=1.5)
+
+
+def test_cli_passes_the_dark_fraction_and_names_a_bad_one(tmp_path, capsys):
+    cli = load_cli()
+    argv = ["--out", str(tmp_path / "cli"), "--tasks", "noisy", "--size", "32", "--train-size", "32",
+            "--n-test", "1", "--n-train", "2"]
+    assert cli.main(argv + ["--train-dark-fraction", "1.0"]) == 0
+    manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert manifest["train_dark_fraction"] == 1.0
+    assert all(r["exposure"] < 1.0 for r in manifest["images"]["train"]["noisy"])
+    assert cli.main(argv + ["--overwrite", "--train-dark-fraction", "-0.1"]) == 2
+    assert "train_dark_fraction must lie in [0, 1], got -0.1" in capsys.readouterr().err
