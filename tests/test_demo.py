@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "options" / "demo.yml"
 TRAIN_DEMO = REPO / "options" / "train_demo.yml"
 TRAIN_DEMO_FINETUNE = REPO / "options" / "train_demo_finetune.yml"
+TRAIN_DEMO_DARK = REPO / "options" / "train_demo_dark.yml"
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,13 @@ def test_the_shipped_network_is_the_one_train_demo_yml_trains(demo_options):
         trained.sde.max_sigma, trained.sde.T, trained.sde.schedule, trained.sde.eps)
 
 
-def test_stage_2_fine_tunes_stage_1_without_changing_what_the_network_is():
-    stage1, stage2 = load_train_options(TRAIN_DEMO), load_train_options(TRAIN_DEMO_FINETUNE)
-    assert stage2.network_G == stage1.network_G
-    assert (stage2.fit_target, stage2.sde) == (stage1.fit_target, stage1.sde)
-    assert Path(stage2.path.pretrain_model_G) == Path(stage1.experiment_dir) / "models" / "latest.pth"
-    assert stage2.path.strict_load
+@pytest.mark.parametrize("stage, previous", [(TRAIN_DEMO_FINETUNE, TRAIN_DEMO), (TRAIN_DEMO_DARK, TRAIN_DEMO_FINETUNE)])
+def test_each_stage_fine_tunes_the_last_without_changing_what_the_network_is(stage, previous):
+    before, after = load_train_options(previous), load_train_options(stage)
+    assert after.network_G == before.network_G
+    assert (after.fit_target, after.sde) == (before.fit_target, before.sde)
+    assert Path(after.path.pretrain_model_G) == Path(before.experiment_dir) / "models" / "latest.pth"
+    assert after.path.strict_load
 
 
 def test_the_shipped_checkpoint_is_small_and_loads_strictly(demo_options):
@@ -63,16 +65,17 @@ def _read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_a_short_demo_run_restores_the_first_noisy_and_hazy_photos(tmp_path, monkeypatch, capsys):
-    """options/demo.yml as shipped, on the first photo of two tasks: both samplers run, the table
-    is printed, and posterior sampling at NFE 100 beats the LQ input by at least 2 dB there
-    (measured +2.7 and +6.2 dB; the shipped network does not do so on every photo, see
-    pretrained/demo/README.md)."""
+def test_a_short_demo_run_restores_the_noisy_and_hazy_photos(tmp_path, monkeypatch, capsys):
+    """options/demo.yml as shipped, on two of its tasks: both samplers run, the table is printed,
+    and posterior sampling at NFE 100 beats the LQ input by at least 2 dB there (measured +2.3 dB
+    on noisy and +6.2 dB on hazy, mean of three photos). The dark noisy coffee cup, which the
+    network brightened before it was trained on darkened photos (pretrained/demo/README.md), is
+    restored above its input too (measured +1.5 dB)."""
     monkeypatch.chdir(REPO)
     spec = importlib.util.spec_from_file_location("uir_test_script", REPO / "test.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    code = script.main(["-opt", str(DEMO), "--dataset", "noisy", "hazy", "--max-images", "1",
+    code = script.main(["-opt", str(DEMO), "--dataset", "noisy", "hazy",
                         "--results-root", str(tmp_path), "--no-lpips", "--device", "cpu"])
     assert code == 0
     out = capsys.readouterr().out
@@ -80,8 +83,13 @@ def test_a_short_demo_run_restores_the_first_noisy_and_hazy_photos(tmp_path, mon
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     rows = {(r["task"], r["sampler"]): r for r in _read_csv(run_dir / "results.csv")}
     assert len(rows) == 4
+    lq = {}
     for task in ("noisy", "hazy"):
-        (lq_path,) = sorted((REPO / "demo" / "test" / task / "LQ").iterdir())[:1]
-        gt_path = REPO / "demo" / "test" / task / "GT" / lq_path.name
-        lq = image_metrics(read_image_uint8(lq_path), read_image_uint8(gt_path), 4)
-        assert float(rows[(task, "posterior")]["psnr"]) > lq["psnr"] + 2.0, (task, rows[(task, "posterior")], lq)
+        for lq_path in sorted((REPO / "demo" / "test" / task / "LQ").iterdir()):
+            gt_path = REPO / "demo" / "test" / task / "GT" / lq_path.name
+            lq[task, lq_path.stem] = image_metrics(read_image_uint8(lq_path), read_image_uint8(gt_path), 4)["psnr"]
+        values = [v for (t, _), v in lq.items() if t == task]
+        lq_mean = sum(values) / len(values)
+        assert float(rows[(task, "posterior")]["psnr"]) > lq_mean + 2.0, (task, rows[(task, "posterior")], lq_mean)
+    per_image = {(r["task"], r["sampler"], r["image"]): float(r["psnr"]) for r in _read_csv(run_dir / "per_image.csv")}
+    assert per_image[("noisy", "posterior", "002_coffee")] > lq["noisy", "002_coffee"]
