@@ -5,10 +5,8 @@ and torch.compile run; FLOP counts are exact for a convolution and scale with im
 quality mode compares per-task metrics and fails outside its tolerance."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,18 +20,10 @@ from uir.models import build_network
 from uir.models.clip_preprocess import clip_preprocess
 from uir.models.daclip import build_daclip
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_script", REPO / "scripts" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
+bench = load_script("scripts/benchmark.py")
 CPU = torch.device("cpu")
 
 

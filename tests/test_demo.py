@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ from uir.models import load_network
 from uir.metrics import image_metrics
 from uir.options import load_options
 from uir.training import load_train_options
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "options" / "demo.yml"
@@ -72,9 +73,7 @@ def test_a_short_demo_run_restores_the_noisy_and_hazy_photos(tmp_path, monkeypat
     network brightened before it was trained on darkened photos (pretrained/demo/README.md), is
     restored above its input too (measured +1.5 dB)."""
     monkeypatch.chdir(REPO)
-    spec = importlib.util.spec_from_file_location("uir_test_script", REPO / "test.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("test.py")
     code = script.main(["-opt", str(DEMO), "--dataset", "noisy", "hazy",
                         "--results-root", str(tmp_path), "--no-lpips", "--device", "cpu"])
     assert code == 0

@@ -1,7 +1,6 @@
 """The demo data set: degradation models, determinism, splits and the on-disk layout."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,6 +18,8 @@ from uir.data.demo import (
     load_photo,
     make_demo_dataset,
 )
+
+from helpers import load_script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(test_size=32, train_size=32, n_test_per_task=2, n_train_per_task=3)
@@ -303,11 +304,7 @@ def test_rejects_unknown_tasks_and_bad_sizes(tmp_path):
 
 
 def load_cli():
-    spec = importlib.util.spec_from_file_location("make_demo_data",
-                                                  REPO_ROOT / "scripts" / "make_demo_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/make_demo_data.py")
 
 
 def test_cli_writes_the_set_and_refuses_to_overwrite(tmp_path, capsys):

@@ -1,7 +1,6 @@
 """End-to-end runs of the evaluation pipeline on a tiny generated data set and tiny networks (CPU)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -24,6 +23,8 @@ from uir.models.networks import build_network, load_network
 from uir.options import OptionsError, parse_options
 from uir.samplers import SamplerConfig, build_sampler
 from uir.sde import IRSDE
+
+from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 PLAIN_NET = dict(in_nc=3, out_nc=3, nf=8, ch_mult=[1, 2], context_dim=0, use_degra_context=False,
@@ -383,10 +384,7 @@ def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
 
 
 def _test_script():
-    spec = importlib.util.spec_from_file_location("uir_test_script", REPO / "test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("test.py")
 
 
 def _yaml(ws: Path, name: str, raw: dict) -> Path:

@@ -1,7 +1,6 @@
 """scripts/sample_spread.py: splitting one sample's error into spread S and the samples' mean's error D."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -9,18 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("sample_spread_script", REPO / "scripts" / "sample_spread.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-spread = _load_script()
+spread = load_script("scripts/sample_spread.py")
 
 
 def test_split_recovers_spread_and_bias_of_constructed_samples():
