@@ -1,7 +1,8 @@
 """Build the demo data set (real scikit-image photos with synthetic degradations).
 
     python scripts/make_demo_data.py --out demo_data --seed 0 [--tasks noisy hazy] [--size 128]
-        [--train-size 128] [--n-test 3] [--n-train 48] [--overwrite]
+        [--train-size 128] [--n-test 3] [--n-train 48] [--train-dark-fraction 0]
+        [--workers 1] [--overwrite]
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--train-dark-fraction", type=float, default=0.0, metavar="P",
                         help="darken this fraction of the training GT crops of every task but "
                              "low-light (default: 0)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="processes writing the set, one (split, task) folder each; the files "
+                             "are the same for any N (default: 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the demo set in a non-empty output folder")
     return parser.parse_args(argv)
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out, seed=args.seed, tasks=args.tasks, test_size=args.size,
             n_test_per_task=args.n_test, n_train_per_task=args.n_train,
             train_size=args.train_size, train_dark_fraction=args.train_dark_fraction,
-            overwrite=args.overwrite,
+            overwrite=args.overwrite, workers=args.workers,
         )
     except (FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"make_demo_data: error: {err}", file=sys.stderr)

@@ -365,3 +365,10 @@ def test_cli_passes_the_dark_fraction_and_names_a_bad_one(tmp_path, capsys):
     assert all(r["exposure"] < 1.0 for r in manifest["images"]["train"]["noisy"])
     assert cli.main(argv + ["--overwrite", "--train-dark-fraction", "-0.1"]) == 2
     assert "train_dark_fraction must lie in [0, 1], got -0.1" in capsys.readouterr().err
+
+
+def test_workers_write_the_same_files_as_one_process(demo_seed0, tmp_path):
+    parallel = make_demo_dataset(tmp_path / "parallel", seed=0, tasks=("noisy", "rainy"), workers=3, **SMALL)
+    assert read_tree(parallel) == read_tree(demo_seed0)  # manifest included
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        make_demo_dataset(tmp_path / "bad", workers=0)

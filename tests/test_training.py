@@ -302,6 +302,7 @@ def test_unknown_keys_are_named(key, message):
     ("train.niter", 0, r"train\.niter: must be >= 1"),
     ("train.init", "noise_skip", r"train\.init: noise_skip .* needs fit_target: noise \(got 'velocity'\)"),
     ("train.deterministic", "yes", r"train\.deterministic: expected true or false, got 'yes'"),
+    ("datasets.train.make_demo.workers", 0, r"datasets\.train\.make_demo\.workers: must be >= 1"),
     ("datasets.train.make_demo.train_dark_fraction", 1.5,
      r"datasets\.train\.make_demo\.train_dark_fraction: must lie in \[0, 1\], got 1\.5"),
 ])

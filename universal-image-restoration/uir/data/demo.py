@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -128,16 +129,20 @@ def make_demo_dataset(
     train_size: int = 128,
     train_dark_fraction: float = 0.0,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> Path:
     """Write the demo set under ``out_dir`` and return its path.
 
     Refuses a non-empty ``out_dir`` unless ``overwrite``; then only what this function writes
-    (``train/``, ``test/``, ``manifest.json``) is removed first.
+    (``train/``, ``test/``, ``manifest.json``) is removed first. ``workers`` > 1 writes the
+    (split, task) folders in that many processes; the files are the same.
     """
     tasks = tuple(tasks)
     _check_args(seed, tasks, test_size, n_test_per_task, n_train_per_task, train_size)
     if not 0.0 <= train_dark_fraction <= 1.0:
         raise ValueError(f"train_dark_fraction must lie in [0, 1], got {train_dark_fraction!r}")
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     root = Path(out_dir)
     _prepare_out_dir(root, overwrite)
 
@@ -147,15 +152,19 @@ def make_demo_dataset(
     }
     photos = {name: load_photo(name) for names, count, _, _ in splits.values() if count
               for name in names}
-    records: dict[str, dict[str, list[dict]]] = {}
-    for split, (names, count, size, dark_fraction) in splits.items():
-        records[split] = {}
-        for task in tasks:
-            dark = 0.0 if task in UNDARKENED_TASKS else dark_fraction
-            records[split][task] = [
-                _write_pair(root, split, task, i, names[i % len(names)], photos, size, seed, dark)
-                for i in range(count)
-            ]
+    jobs = [
+        _TaskJob(root, split, task, {n: photos[n] for n in names} if count else {}, count, size, seed,
+                 0.0 if task in UNDARKENED_TASKS else dark_fraction)
+        for split, (names, count, size, dark_fraction) in splits.items() for task in tasks
+    ]
+    if workers > 1 and len(jobs) > 1:  # every image has its own generator: same bytes in any order
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            written = list(pool.map(_write_task, jobs))
+    else:
+        written = [_write_task(job) for job in jobs]
+    records: dict[str, dict[str, list[dict]]] = {split: {} for split in splits}
+    for job, task_records in zip(jobs, written):
+        records[job.split][job.task] = task_records
 
     manifest = {
         "generator": "uir.data.demo",
@@ -205,6 +214,29 @@ def _prepare_out_dir(root: Path, overwrite: bool) -> None:
                 (root / split).unlink()
         (root / "manifest.json").unlink(missing_ok=True)
     root.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class _TaskJob:
+    """The images of one task in one split: what one worker process writes."""
+
+    root: Path
+    split: str
+    task: str
+    photos: dict[str, np.ndarray]  # the split's photos, in the order images cycle through them
+    count: int
+    size: int
+    seed: int
+    dark_fraction: float
+
+
+def _write_task(job: _TaskJob) -> list[dict]:
+    names = list(job.photos)
+    return [
+        _write_pair(job.root, job.split, job.task, i, names[i % len(names)], job.photos, job.size,
+                    job.seed, job.dark_fraction)
+        for i in range(job.count)
+    ]
 
 
 def _image_rng(seed: int, split: str, task: str, index: int) -> np.random.Generator:

@@ -90,13 +90,14 @@ class DemoDataSettings:
     n_train_per_task: int = 48
     train_size: int = 128
     train_dark_fraction: float = 0.0
+    workers: int = 1  # processes that write the set (the same files for any number)
 
     @classmethod
     def from_dict(cls, block: Mapping[str, Any], where: str) -> "DemoDataSettings":
         check_keys(where, block, _fields(cls))
         d = replace(cls(), **block)
-        ints = {f: check_int(f"{where}.{f}", getattr(d, f), minimum=0) for f in _fields(cls)
-                if f != "train_dark_fraction"}
+        ints = {f: check_int(f"{where}.{f}", getattr(d, f), minimum=1 if f == "workers" else 0)
+                for f in _fields(cls) if f != "train_dark_fraction"}
         dark = check_float(f"{where}.train_dark_fraction", d.train_dark_fraction)
         if not 0.0 <= dark <= 1.0:
             raise ValueError(f"{where}.train_dark_fraction: must lie in [0, 1], got {dark!r}")
