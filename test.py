@@ -14,9 +14,9 @@ import sys
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uir.evaluation import USER_ERRORS, run, to_markdown
+from uir.evaluation.cli import report_user_error
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             options = load_options(args.opt, overrides_from_args(args))
             result = run(options, source=args.opt)
     except USER_ERRORS as exc:
-        print(f"test.py: error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return report_user_error("test.py", exc)
     except KeyboardInterrupt:
         print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)
         return EXIT_INTERRUPTED

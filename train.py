@@ -14,6 +14,7 @@ import sys
 import torch
 
 from uir.data.paired import DataError
+from uir.evaluation.cli import report_user_error
 from uir.models.checkpoint import CheckpointError
 from uir.options.loader import OptionsError, parse_assignment
 from uir.training import ExperimentError, Trainer, load_train_options
@@ -38,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
-            print(f"train.py: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
+            return report_user_error("train.py", f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     try:
         options = load_train_options(args.opt, [parse_assignment(text) for text in args.set])
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                           progress=False if args.no_progress else None)
         trainer.run()
     except (OptionsError, DataError, ExperimentError, CheckpointError) as exc:
-        print(f"train.py: error: {exc}", file=sys.stderr)
-        return 2
+        return report_user_error("train.py", exc)
     return 0
 
 

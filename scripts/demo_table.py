@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from uir.data.paired import read_image_uint8
-from uir.evaluation import USER_ERRORS, run
+from uir.evaluation import run
+from uir.evaluation.cli import run_script
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics import image_metrics
 from uir.options import load_options
@@ -118,8 +119,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except USER_ERRORS as exc:  # a bad option, missing file or checkpoint: its message, no traceback
-        print(f"demo_table.py: error: {exc}", file=sys.stderr)
-        sys.exit(2)  # as test.py
+    sys.exit(run_script(main, "demo_table.py"))  # a bad option or missing file: its message, exit 2

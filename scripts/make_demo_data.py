@@ -11,6 +11,7 @@ import sys
 import time
 
 from uir.data.demo import DEMO_TASKS, make_demo_dataset
+from uir.evaluation.cli import report_user_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite, workers=args.workers,
         )
     except (FileExistsError, NotADirectoryError, ValueError) as err:
-        print(f"make_demo_data: error: {err}", file=sys.stderr)
-        return 2
+        return report_user_error("make_demo_data", err)
     elapsed = time.perf_counter() - start
     print(f"wrote {len(args.tasks)} task(s) x ({args.n_test} test + {args.n_train} train) pairs "
           f"to {root} in {elapsed:.1f} s")

@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from uir.data.paired import read_image_uint8
-from uir.evaluation import USER_ERRORS, run
+from uir.evaluation import run
+from uir.evaluation.cli import run_script
 from uir.evaluation.tables import read_csv
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics.reference import crop_border
@@ -137,8 +138,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except USER_ERRORS as exc:  # a bad option, missing file or checkpoint: its message, no traceback
-        print(f"sample_spread.py: error: {exc}", file=sys.stderr)
-        sys.exit(2)  # as test.py
+    sys.exit(run_script(main, "sample_spread.py"))  # a bad option or missing file: its message, exit 2

@@ -7,16 +7,16 @@
     result.run_dir      # results/<name>[_N]/ with images, per_image.csv, results.{csv,md,json}
 
 `USER_ERRORS` are the exceptions whose message is meant for the user (bad option, missing
-folder or checkpoint, run folder conflict); `test.py` prints them without a traceback.
+folder or checkpoint, run folder conflict); the scripts print them without a traceback
+(`uir.evaluation.cli`).
 """
 from uir.data.paired import DataError
+from uir.evaluation.cli import USER_ERRORS
 from uir.evaluation.pipeline import RunResult, SweepPoint, build_sweep, restore_batch, run
 from uir.evaluation.run_folder import RunFolderError
 from uir.evaluation.tables import METRICS, PER_IMAGE_COLUMNS, TABLE_COLUMNS, read_csv, sampler_settings, to_markdown
 from uir.models.checkpoint import CheckpointError
 from uir.options.loader import OptionsError
-
-USER_ERRORS = (OptionsError, DataError, CheckpointError, RunFolderError)
 
 __all__ = [
     "USER_ERRORS", "RunResult", "SweepPoint", "build_sweep", "restore_batch", "run", "RunFolderError",
