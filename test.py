@@ -13,8 +13,9 @@ import sys
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from uir.evaluation import USER_ERRORS, run, to_markdown
-from uir.evaluation.cli import report_user_error
+from uir.common.cli import report_user_error
+from uir.common.errors import UserError
+from uir.evaluation import run, to_markdown
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
 EXIT_INTERRUPTED = 130
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm(loggers=[uir_logger]):
             options = load_options(args.opt, overrides_from_args(args))
             result = run(options, source=args.opt)
-    except USER_ERRORS as exc:
+    except UserError as exc:
         return report_user_error("test.py", exc)
     except KeyboardInterrupt:
         print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)

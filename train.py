@@ -13,11 +13,10 @@ import sys
 
 import torch
 
-from uir.data.paired import DataError
-from uir.evaluation.cli import report_user_error
-from uir.models.checkpoint import CheckpointError
-from uir.options.loader import OptionsError, parse_assignment
-from uir.training import ExperimentError, Trainer, load_train_options
+from uir.common.cli import report_user_error
+from uir.common.errors import UserError
+from uir.options.loader import parse_assignment
+from uir.training import Trainer, load_train_options
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer = Trainer(options, resume=args.resume, overwrite=args.overwrite,
                           progress=False if args.no_progress else None)
         trainer.run()
-    except (OptionsError, DataError, ExperimentError, CheckpointError) as exc:
+    except UserError as exc:
         return report_user_error("train.py", exc)
     return 0
 

@@ -15,9 +15,9 @@ networks (full-size ConditionalUNet and DA-CLIP ViT-B-32 unless `--network` says
 - fast: batches (`--batch-size`, `auto` from free GPU memory), the UNet under autocast
   (`--precision`) and `channels_last`, optionally `torch.compile`, DA-CLIP on the batch, and
   the batched torch metrics on the device; `prepare_network` / `NetworkCall` /
-  `ContextEncoder` / `restore_batch` from `uir.evaluation`, as `test.py` runs them.
+  `ContextEncoder` / `Restorer` from `uir`, as `test.py` runs them.
 
-Both paths use `restore_batch` (image i's noise from its own generator, seed + i), so in
+Both paths use `Restorer.restore` (image i's noise from its own generator, seed + i), so in
 float32 they restore the same images.
 
 Rows are per (path, sampler, image size, NFE): images/s end to end, seconds per image in
@@ -56,15 +56,15 @@ from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Norma
 
 from uir.data import group_by_size, image_size, read_image, read_image_uint8
 from uir.evaluation.conditioning import ContextEncoder, daclip_autocast_dtype, load_context_encoder
-from uir.evaluation.pipeline import restore_batch
 from uir.evaluation.profiling import PeakMemory, PhaseTimer, ProfiledDenoiser, eager_module
-from uir.evaluation.runtime import NetworkCall, auto_batch_size, describe_device, prepare_network, resolve_device
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics import LpipsMetric, batch_image_metrics, image_metrics, quantize_to_uint8, to_uint8
 from uir.metrics.lpips_metric import unavailable_reason
 from uir.models import build_network, load_network
 from uir.models.daclip import DaCLIP, build_daclip
-from uir.options import EvalOptions, NetworkOptions, load_options, read_yaml
+from uir.options import load_options, read_yaml
+from uir.restoration import Restorer
+from uir.runtime import NetworkCall, RuntimeSettings, auto_batch_size, describe_device, prepare_network, resolve_device
 from uir.samplers import SamplerConfig, build_sampler
 from uir.sde import IRSDE
 
@@ -269,8 +269,8 @@ def run_path(setup: PathSetup, samples: Sequence[Sample], sampler, sde: IRSDE, d
                 contexts = setup.contexts(lq_host, lq) if setup.contexts is not None else None
             image_context, degra_context = contexts if contexts is not None else (None, None)
             with timer.phase("sampling"):
-                result = restore_batch(sampler, setup.network, sde, lq, [s.seed for s in group],
-                                       text_context=degra_context, image_context=image_context)
+                result = Restorer(sde, setup.network, None, device).restore(
+                    lq, [s.seed for s in group], sampler, (image_context, degra_context))
             with timer.phase("metrics"):
                 values = setup.metrics(result.x, torch.stack([s.gt for s in group]))
             x_host = result.x.float().cpu()
@@ -362,16 +362,6 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def run_options(setting: dict[str, Any], device: str, precision: str = "fp32", channels_last: bool = False,
-                compile: bool = False, batch_size: int | str = 1) -> EvalOptions:
-    """The `EvalOptions` fields the runtime reads (what `test.py` would be given), for a
-    network built from `setting`; no test sets."""
-    return EvalOptions(
-        network_G=NetworkOptions.from_dict({"which_model_G": "ConditionalUNet", "setting": setting}),
-        device=device, precision=precision, channels_last=channels_last, compile=compile, batch_size=batch_size,
-    )
-
-
 def resolve_batch_size(batch_size: int | str, images: int, probe: NetworkCall, device: torch.device, size: int,
                        context_dim: int | None) -> int:
     """`--batch-size`, or for `auto` the runtime's choice from free GPU memory (probing `probe`
@@ -408,9 +398,9 @@ def build_paths(settings: Settings, report: Report) -> Paths:
     lpips = LpipsMetric.create(device)
     if lpips is None:
         report.notes.append(f"LPIPS skipped in both paths: {unavailable_reason()}")
-    options = run_options(setting, str(device), settings.precision, settings.channels_last, settings.compile,
-                          settings.batch_size)
-    fast_call = prepare_network(copy.deepcopy(network), device, options)
+    runtime = RuntimeSettings(device=str(device), precision=settings.precision, channels_last=settings.channels_last,
+                              compile=settings.compile)
+    fast_call = prepare_network(copy.deepcopy(network), device, runtime)
     eager = NetworkCall(eager_module(fast_call.network), device, precision=settings.precision,
                         channels_last=settings.channels_last)
     reference_call = NetworkCall(copy.deepcopy(network).to(device), device)
@@ -530,7 +520,7 @@ def run_quality(options, settings: Settings, nfes: Sequence[int] | None, tol_psn
     network.eval().requires_grad_(False)
     encoder = load_context_encoder(options, network, device)
     reference_call = NetworkCall(copy.deepcopy(network).to(device), device)
-    fast_call = prepare_network(copy.deepcopy(network), device, options)
+    fast_call = prepare_network(copy.deepcopy(network), device, options.runtime)
     eager = NetworkCall(eager_module(fast_call.network), device, precision=settings.precision,
                         channels_last=settings.channels_last)
     crop = options.effective_crop_border
@@ -548,9 +538,12 @@ def run_quality(options, settings: Settings, nfes: Sequence[int] | None, tol_psn
             report.notes.append(f"task {task.name}: no GT folder, no metrics to compare")
             continue
         samples = load_samples(task, options.seed)
-        for name in options.samplers:
-            for nfe in (nfes or options.nfes):
-                sampler = build_sampler(name, sde, options.sampler.with_overrides(num_sample_steps=nfe))
+        entries = options.runs if not nfes else tuple(dict.fromkeys(
+            replace(e, nfe=n) for e in options.runs for n in nfes))
+        for entry in entries:
+            name, nfe = entry.sampler, entry.nfe
+            if True:
+                sampler = build_sampler(name, sde, options.sampler_config(entry))
                 ref = run_path(reference, samples, sampler, sde, device)
                 got = run_path(fast, samples, sampler, sde, device)
                 row = {"task": task.name, "sampler": name, "nfe": nfe, "images": len(samples)}
@@ -705,7 +698,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def resolve_settings(args: argparse.Namespace) -> Settings:
     try:
-        device = resolve_device(run_options(NETWORKS[args.network][0], args.device))
+        device = resolve_device(args.device)
     except ValueError as exc:
         raise SystemExit(f"benchmark.py: --device {args.device}: {exc}") from None
     defaults = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]

@@ -23,7 +23,7 @@ import torch
 
 from uir.data.paired import read_image_uint8
 from uir.evaluation import run
-from uir.evaluation.cli import run_script
+from uir.common.cli import run_script
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics import image_metrics
 from uir.options import load_options

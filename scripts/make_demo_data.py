@@ -11,7 +11,7 @@ import sys
 import time
 
 from uir.data.demo import DEMO_TASKS, make_demo_dataset
-from uir.evaluation.cli import report_user_error
+from uir.common.cli import report_user_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -33,7 +33,7 @@ import numpy as np
 
 from uir.data.paired import read_image_uint8
 from uir.evaluation import run
-from uir.evaluation.cli import run_script
+from uir.common.cli import run_script
 from uir.evaluation.tables import read_csv
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics.reference import crop_border

@@ -15,12 +15,29 @@ from uir.options import (
     load_options,
     overrides_from_args,
     parse_assignment,
-    parse_cli,
     parse_options,
     with_override,
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_cli(argv):
+    """test.py's options for a command line (as test.py builds them)."""
+    args = build_arg_parser().parse_args(argv)
+    return load_options(args.opt, overrides_from_args(args))
+
+
+def pairs(options):
+    return tuple((e.sampler, e.nfe) for e in options.runs)
+
+
+def samplers(options):
+    return tuple(dict.fromkeys(e.sampler for e in options.runs))
+
+
+def nfes(options):
+    return tuple(dict.fromkeys(e.nfe for e in options.runs))
 OUR_OPTION_FILES = ("test.yml", "mrsampler.yml", "posterior.yml", "euler.yml", "heun.yml")
 # What each reference file sets: (name, algorithm, num_sample_steps, solver_type, time_schedule, task).
 REFERENCE_VALUES = {
@@ -347,8 +364,8 @@ def test_reference_option_files_load_unchanged(tmp_path, file):
     options = load_options(write(tmp_path, REFERENCE_OPTION_FILES[file], file))
     name, algorithm, steps, solver, schedule, task = REFERENCE_VALUES[file]
     assert options.name == name
-    assert options.sde.algorithm == algorithm and options.samplers == (algorithm,)
-    assert options.nfes == (steps,) and options.sampler.num_sample_steps == steps
+    assert options.sde.algorithm == algorithm and samplers(options) == (algorithm,)
+    assert nfes(options) == (steps,) and options.sampler.num_sample_steps == steps
     assert (options.sampler.solver_type, options.sampler.time_schedule) == (solver, schedule)
     assert (options.sampler.fit_target, options.sampler.lambda_min, options.sampler.order) == ("noise", -5.0, 2)
     assert (options.sde.max_sigma, options.sde.T, options.sde.schedule, options.sde.eps) == (50.0, 100, "cosine", 0.005)
@@ -359,7 +376,7 @@ def test_reference_option_files_load_unchanged(tmp_path, file):
     # the reference falls back to degradation.scale (4) for the metrics' crop border
     assert options.crop_border is None and options.effective_crop_border == 4
     # faithful defaults of the run settings
-    assert (options.precision, options.compile, options.batch_size, options.channels_last) == ("fp32", False, 1, False)
+    assert (options.runtime.precision, options.runtime.compile, options.batch_size, options.runtime.channels_last) == ("fp32", False, 1, False)
 
 
 @pytest.mark.parametrize("file", OUR_OPTION_FILES)
@@ -426,11 +443,11 @@ def test_bad_values_list_the_valid_ones():
 def test_our_run_keys_and_their_defaults():
     raw = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
     options = parse_options(raw)
-    assert (options.seed, options.device, options.num_workers, options.metrics, options.lpips) == (0, "auto", 2, True, True)
+    assert (options.seed, options.runtime.device, options.num_workers, options.metrics, options.lpips) == (0, "auto", 2, True, True)
     assert (options.data_root, options.tasks, options.max_images, options.results_root) == (None, None, None, "results")
     custom = parse_options({**raw, "batch_size": "auto", "device": "cuda:1", "crop_border": 0, "precision": "bf16",
                             "data_root": "~/data", "max_images": 3})
-    assert custom.batch_size == "auto" and custom.device == "cuda:1" and custom.precision == "bf16"
+    assert custom.batch_size == "auto" and custom.runtime.device == "cuda:1" and custom.runtime.precision == "bf16"
     assert custom.effective_crop_border == 0  # explicit 0: no crop
     assert custom.data_root == str(Path("~/data").expanduser())
     assert parse_options({**raw, "crop_border": 2}).effective_crop_border == 2
@@ -478,15 +495,15 @@ def test_command_line_flags_map_to_options(tmp_path):
         "--channels-last", "--no-lpips", "--results-root", str(tmp_path / "res"),
         "--set", "sampler.order=3", "--set", "seed=1",
     ])
-    assert options.samplers == ("mrsampler", "posterior") and options.nfes == (5, 10, 20)
+    assert samplers(options) == ("mrsampler", "posterior") and nfes(options) == (5, 10, 20)
     assert options.tasks == ("low-light", "motion-blurry") and options.data_root == str(tmp_path)
     assert options.seed == 7  # flags come after --set
-    assert (options.device, options.batch_size, options.num_workers, options.max_images) == ("cpu", "auto", 0, 3)
-    assert (options.precision, options.compile, options.channels_last) == ("bf16", True, True)
+    assert (options.runtime.device, options.batch_size, options.num_workers, options.max_images) == ("cpu", "auto", 0, 3)
+    assert (options.runtime.precision, options.runtime.compile, options.runtime.channels_last) == ("bf16", True, True)
     assert (options.metrics, options.lpips) == (True, False)
     assert options.sampler.order == 3 and options.results_root == str(tmp_path / "res")
     plain = parse_cli(["-opt", str(opt)])
-    assert plain.samplers == ("mrsampler",) and plain.nfes == (20,) and plain.tasks is None
+    assert samplers(plain) == ("mrsampler",) and nfes(plain) == (20,) and plain.tasks is None
     assert parse_cli(["-opt", str(opt), "--no-metrics", "--overwrite"]).metrics is False
     assert parse_cli(["-opt", str(opt), "--resume"]).resume is True
     assert parse_cli(["-opt", str(opt), "--resume", str(tmp_path)]).resume == str(tmp_path)
@@ -529,14 +546,14 @@ def _runs_file(tmp_path, runs):
 def test_sweep_runs_pairs_each_sampler_with_its_own_nfe(tmp_path):
     path = _runs_file(tmp_path, [{"sampler": "mrsampler", "nfe": 10}, {"sampler": "posterior", "nfe": 100}])
     options = load_options(path)
-    assert options.runs == (("mrsampler", 10), ("posterior", 100))
+    assert pairs(options) == (("mrsampler", 10), ("posterior", 100))
     assert parse_options(options.to_dict()).runs == options.runs
 
 
 def test_command_line_sampler_or_nfe_replaces_runs(tmp_path):
     path = _runs_file(tmp_path, [{"sampler": "mrsampler", "nfe": 10}, {"sampler": "posterior", "nfe": 100}])
-    assert load_options(path, [("sweep.nfe", [20])]).runs == (("mrsampler", 20), ("posterior", 20))
-    assert load_options(path, [("sweep.samplers", ["sde"])]).runs == (("sde", 10), ("sde", 100))
+    assert pairs(load_options(path, [("sweep.nfe", [20])])) == (("mrsampler", 20), ("posterior", 20))
+    assert pairs(load_options(path, [("sweep.samplers", ["sde"])])) == (("sde", 10), ("sde", 100))
 
 
 @pytest.mark.parametrize("runs, message", [

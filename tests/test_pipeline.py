@@ -12,11 +12,14 @@ import pytest
 import torch
 import yaml
 
-import uir.evaluation.pipeline as pipeline
+import uir.evaluation.scoring as scoring
+from uir import runtime
+from uir.common.errors import RunFolderError, UserError
 from uir.data.paired import read_image, read_image_uint8
-from uir.evaluation import USER_ERRORS, RunFolderError, read_csv, restore_batch, run
+from uir.evaluation import read_csv, run
 from uir.evaluation.conditioning import ContextEncoder
-from uir.evaluation.runtime import NetworkCall
+from uir.restoration import Restorer
+from uir.runtime import NetworkCall
 from uir.metrics import image_metrics, quantize_to_uint8
 from uir.models.daclip import build_daclip, load_daclip
 from uir.models.networks import build_network, load_network
@@ -27,6 +30,12 @@ from uir.sde import IRSDE
 from helpers import load_script
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def restore_batch(sampler, denoiser, sde, mu, seeds, *, text_context=None, image_context=None):
+    """One batch through `Restorer.restore`, the one way the project restores images."""
+    restorer = Restorer(sde, denoiser, None, mu.device)
+    return restorer.restore(mu, seeds, sampler, (image_context, text_context))
 PLAIN_NET = dict(in_nc=3, out_nc=3, nf=8, ch_mult=[1, 2], context_dim=0, use_degra_context=False,
                  use_image_context=False)
 CONTEXT_NET = dict(in_nc=3, out_nc=3, nf=16, ch_mult=[1, 2], context_dim=32, use_degra_context=True,
@@ -159,7 +168,7 @@ def test_sweep_folder_layout(sweep):
     rows = read_csv(sweep.paths["per_image"])
     assert len(rows) == (4 + 2) * 8
     assert {r["seed"] for r in rows if r["task"] == "noisy"} == {0, 1, 2, 3}  # seed (0) + image index
-    assert yaml.safe_load(sweep.paths["options"].read_text())["sweep"] == {"samplers": ALL_SAMPLERS, "nfe": [2, 3]}
+    assert yaml.safe_load(sweep.paths["options"].read_text())["sweep"] == {"samplers": ALL_SAMPLERS, "nfe": [2, 3], "runs": None}
     assert parse_options(yaml.safe_load(sweep.paths["options"].read_text())).suffix == "_r"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     log = sweep.paths["log"].read_text()
@@ -301,8 +310,8 @@ def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
     off = run(options(ws, "nometrics", metrics=False, max_images=1), progress=False)
     assert off.table[0]["psnr"] is None and off.table[0]["images"] == 1
 
-    monkeypatch.setattr(pipeline.LpipsMetric, "create", classmethod(lambda cls, device: None))
-    monkeypatch.setattr(pipeline, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
+    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device: None))
+    monkeypatch.setattr(scoring, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
     with caplog.at_level(logging.WARNING, logger="uir"):
         result = run(options(ws, "nolpips", sweep={"samplers": ["sde", "posterior"], "nfe": [2]}), progress=False)
     warnings = [r for r in caplog.records if "no AlexNet weights (test)" in r.getMessage()]
@@ -314,7 +323,7 @@ def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
             assert out01.dtype == torch.float32 and gt01.shape == out01.shape
             return torch.full((out01.shape[0],), 0.25)
 
-    monkeypatch.setattr(pipeline.LpipsMetric, "create", classmethod(lambda cls, device: FakeLpips()))
+    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device: FakeLpips()))
     with_lpips = run(options(ws, "fakelpips", max_images=2), progress=False)
     assert with_lpips.table[0]["lpips"] == pytest.approx(0.25)
     skipped = run(options(ws, "nolpipsflag", max_images=1, lpips=False), progress=False)
@@ -344,7 +353,7 @@ def test_finished_runs_are_never_overwritten_silently(ws):
 
 def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
     calls = {"n": 0}
-    original = pipeline.restore_batch
+    original = Restorer.restore
 
     def interrupt_second_batch(*args, **kwargs):
         calls["n"] += 1
@@ -352,7 +361,7 @@ def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "restore_batch", interrupt_second_batch)
+    monkeypatch.setattr(Restorer, "restore", interrupt_second_batch)
     opts = options(ws, "resume", batch_size=2)
     with pytest.raises(KeyboardInterrupt):
         run(opts, progress=False)
@@ -362,7 +371,7 @@ def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
     assert sorted(r["image"] for r in done) == ["a", "c_gray"]  # the first batch (24x32) finished
     saved = {r["image"]: (run_dir / r["output"]).stat().st_mtime_ns for r in done}
 
-    monkeypatch.setattr(pipeline, "restore_batch", original)
+    monkeypatch.setattr(Restorer, "restore", original)
     with pytest.raises(RunFolderError, match=r"seed: 0 then, 3 now"):
         run(options(ws, "resume", batch_size=2, seed=3, resume=True), progress=False)
     resumed = run(options(ws, "resume", batch_size=2, resume=True), progress=False)
@@ -441,7 +450,7 @@ def test_user_errors_print_one_message_and_exit_2(ws, capsys, case, pattern):
 
 
 def test_user_errors_are_the_documented_types():
-    assert OptionsError in USER_ERRORS and RunFolderError in USER_ERRORS
+    assert issubclass(OptionsError, UserError) and issubclass(RunFolderError, UserError)
 
 
 # ---- runtime options -----------------------------------------------------------------------------
@@ -468,8 +477,6 @@ def test_precision_and_channels_last_wrap_only_the_network(ws):
 
 
 def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
-    from uir.evaluation import runtime
-
     seen = {}
 
     def fake_compile(module, **kwargs):
@@ -478,6 +485,6 @@ def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
 
     monkeypatch.setattr(runtime.torch, "compile", fake_compile)
     network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
-    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True))
+    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True).runtime)
     assert seen == {"dynamic": True}
     assert runtime.auto_batch_size(lambda batch: None, torch.device("cpu")) == 1

@@ -43,7 +43,7 @@ def test_invalid_options_name_the_key_and_the_valid_values(name, block, message)
 
 
 def test_bad_sde_settings_are_named():
-    with pytest.raises(ValueError, match="sde.schedule: unknown schedule 'cosin'; valid: cosine, linear, constant"):
+    with pytest.raises(ValueError, match=r"sde.schedule: 'cosin' is not valid \(did you mean 'cosine'\?\); valid values: cosine, linear, constant"):
         IRSDE.create(max_sigma=50, T=100, schedule="cosin")
     with pytest.raises(ValueError, match="sde.eps"):
         IRSDE.create(max_sigma=50, T=100, eps=0)

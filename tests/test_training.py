@@ -134,7 +134,7 @@ def test_posterior_validation_reads_any_fit_target():
     for target in ("data", "velocity"):
         options = load_train_options(DEMO_OPTIONS, [("fit_target", target), ("train.init", "default"),
                                                     ("datasets.val.sampler", "posterior")])
-        assert options.datasets_val.sampler_options.fit_target == target
+        assert options.val_sampler.fit_target == target
 
 
 # ---- schedule and EMA ------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def test_missing_data_names_the_command(tmp_path):
     ("sde.sigma", r"sde\.sigma: unknown key"),
     ("sde.algorithm", r"sde\.algorithm: unknown key"),  # test.py's sde: block has it; training has no sampler
     ("network_G.setting.nff", r"network_G\.setting\.nff: unknown key"),
-    ("epochs", r"\(top level\)\.epochs: unknown key"),
+    ("epochs", r"options\.epochs: unknown key"),
 ])
 def test_unknown_keys_are_named(key, message):
     with pytest.raises(OptionsError, match=message):

@@ -22,17 +22,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from uir.common.errors import DataError, DatarootNotFoundError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # How many unpaired names a count-mismatch message shows.
 SHOWN_NAMES = 5
-
-
-class DataError(ValueError):
-    """A test set cannot be read: bad folder, unpaired images, unreadable file."""
-
-
-class DatarootNotFoundError(DataError, FileNotFoundError):
-    """An LQ or GT folder named by an option does not exist."""
 
 
 @dataclass(frozen=True)

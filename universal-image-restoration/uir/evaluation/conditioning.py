@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from uir.options.loader import OptionsError
+from uir.common.errors import OptionsError
 from uir.options.schema import EvalOptions
 
 logger = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from uir.common.errors import RunFolderError
 from uir.evaluation.tables import PER_IMAGE_COLUMNS, append_csv_row, read_csv, write_csv
 
 OPTIONS_FILE = "options.yml"
@@ -39,10 +40,6 @@ FINGERPRINT_KEYS = (
     "sde", "sampler", "network_G", "seed", "precision", "crop_border", "degradation", "suffix",
     "daclip_config", "daclip_precision", "metrics", "lpips", "save_images",
 )
-
-
-class RunFolderError(ValueError):
-    """A run folder cannot be used as asked (would overwrite, or cannot resume)."""
 
 
 def run_dir_name(name: str, n: int) -> str:
@@ -93,12 +90,6 @@ def choose_run_dir(results_root: str, name: str, *, overwrite: bool, resume: boo
     return root / run_dir_name(name, n), "new"
 
 
-def prepare_run_dir(folder: Path, mode: str) -> None:
-    if mode == "overwrite" and folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-
-
 def fingerprint(resolved: Mapping[str, Any]) -> dict[str, Any]:
     """The number-changing part of a resolved options mapping (`EvalOptions.to_dict()`)."""
     out = {key: resolved.get(key) for key in FINGERPRINT_KEYS}
@@ -123,18 +114,53 @@ def check_resumable(folder: Path, resolved: Mapping[str, Any]) -> None:
         )
 
 
-def save_options(folder: Path, resolved: Mapping[str, Any]) -> None:
-    text = yaml.safe_dump(dict(resolved), sort_keys=False, default_flow_style=None)
-    (folder / OPTIONS_FILE).write_text(text, encoding="utf-8")
+class RunFolder:
+    """One run's folder: chosen without overwriting (`choose`), prepared (`prepare`: the resume
+    check, the old run removed on overwrite, the options saved) and given a status while the run
+    lives (`with folder.running(...)`: running, then finished, interrupted or failed)."""
 
+    def __init__(self, path: Path, mode: str):
+        self.path = path
+        self.mode = mode  # "new", "overwrite" or "resume"
 
-def write_status(folder: Path, **fields: Any) -> None:
-    path = folder / STATUS_FILE
-    status = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    status.update(fields, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    @classmethod
+    def choose(cls, results_root: str, name: str, *, overwrite: bool, resume: bool | str) -> "RunFolder":
+        return cls(*choose_run_dir(results_root, name, overwrite=overwrite, resume=resume))
+
+    @property
+    def resuming(self) -> bool:
+        return self.mode == "resume"
+
+    def prepare(self, resolved: Mapping[str, Any]) -> None:
+        """Check a resumed folder's options, clear an overwritten one, save the options."""
+        if self.resuming:
+            check_resumable(self.path, resolved)
+        if self.mode == "overwrite" and self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(dict(resolved), sort_keys=False, default_flow_style=None)
+        (self.path / OPTIONS_FILE).write_text(text, encoding="utf-8")
+
+    def write_status(self, **fields: Any) -> None:
+        path = self.path / STATUS_FILE
+        status = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        status.update(fields, updated=time.strftime("%Y-%m-%d %H:%M:%S"))
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(status, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @contextmanager
+    def running(self, **info: Any) -> Iterator[None]:
+        """Status `running` (with `info`) while the block runs; `finished` when it ends normally,
+        `interrupted` (Ctrl-C) or `failed` (with the error) when it raises."""
+        self.write_status(status="running", mode=self.mode, started=time.strftime("%Y-%m-%d %H:%M:%S"), **info)
+        try:
+            yield
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            self.write_status(status="interrupted" if interrupted else "failed", error=str(exc) or type(exc).__name__)
+            raise
+        self.write_status(status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 class PerImageLog:

@@ -13,9 +13,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from uir.data.paired import DataError, DatarootNotFoundError, ImagePair, pair_folders
+from uir.common.errors import DataError, DatarootNotFoundError
+from uir.data.paired import ImagePair, pair_folders
 from uir.options.schema import REFERENCE_TASKS, EvalOptions
-from uir.options.validation import closest
+from uir.common.checks import closest
 
 logger = logging.getLogger(__name__)
 

@@ -79,10 +79,6 @@ class ImageWriter:
         if error is not None:
             raise error
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self.raise_errors()
-
     def __enter__(self) -> "ImageWriter":
         return self
 

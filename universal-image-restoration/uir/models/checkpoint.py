@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from uir.common.errors import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError
+
 logger = logging.getLogger(__name__)
 
 UNET_WEIGHTS_HINT = (
@@ -31,18 +33,6 @@ WRAPPER_KEYS = ("state_dict", "params_ema", "params")
 DATA_PARALLEL_PREFIX = "module."
 # How many keys of each kind a mismatch message lists.
 LISTED_KEYS = 5
-
-
-class CheckpointError(Exception):
-    """A checkpoint file cannot be used (unreadable, or not a state dict)."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The path an option points at does not exist."""
-
-
-class CheckpointMismatchError(CheckpointError, ValueError):
-    """A state dict's keys or shapes do not fit the network it is loaded into."""
 
 
 def load_state_dict_file(

@@ -10,7 +10,7 @@ from torch import nn
 
 from uir.models.checkpoint import UNET_WEIGHTS_HINT, load_into, load_state_dict_file
 from uir.models.unet import ConditionalUNet
-from uir.options.validation import check_keys, closest
+from uir.common.checks import check_keys, closest
 
 NETWORKS: dict[str, type[nn.Module]] = {"ConditionalUNet": ConditionalUNet}
 WEIGHTS_HINTS: dict[str, str] = {"ConditionalUNet": UNET_WEIGHTS_HINT}

@@ -9,19 +9,15 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import yaml
 
+from uir.common.errors import OptionsError
 from uir.options.schema import EvalOptions, parse_options
 
 T = TypeVar("T")
-
-
-class OptionsError(ValueError):
-    """An options file, override or flag is invalid; the message names the key and what is valid."""
-
 
 # Dedicated flags and the options key each one sets.
 FLAG_KEYS = {
@@ -95,25 +91,27 @@ def with_override(raw: Mapping[str, Any], key_path: str, value: Any) -> dict[str
     return out
 
 
-def _expand_runs(raw: dict[str, Any]) -> dict[str, Any]:
-    """`sweep.runs` turned into `sweep.samplers` and `sweep.nfe` lists, so that --sampler / --nfe
-    can replace one of them (e.g. `--nfe 20` evaluates every sampler of `runs` at NFE 20)."""
+def _override_sweep(raw: dict[str, Any], key_path: str, value: Any) -> dict[str, Any]:
+    """--nfe / --sampler over `sweep.runs`: `--nfe` gives every run those NFEs (labels and `set:`
+    kept); `--sampler` replaces the runs by those samplers at every NFE the runs had."""
     sweep = raw.get("sweep")
     if not isinstance(sweep, Mapping) or not isinstance(sweep.get("runs"), list):
-        return raw
+        return with_override(raw, key_path, value)
     runs = [r for r in sweep["runs"] if isinstance(r, Mapping)]
+    if key_path == "sweep.nfe":
+        return with_override(raw, "sweep.runs", [{**r, "nfe": value} for r in runs])
+    nfes = [n for r in runs for n in (r.get("nfe") if isinstance(r.get("nfe"), list) else [r.get("nfe")])]
     rest = {k: v for k, v in sweep.items() if k != "runs"}
-    rest.setdefault("samplers", list(dict.fromkeys(r.get("sampler") for r in runs)))
-    rest.setdefault("nfe", list(dict.fromkeys(r.get("nfe") for r in runs)))
-    return {**raw, "sweep": rest}
+    return {**raw, "sweep": {**rest, "samplers": value, "nfe": list(dict.fromkeys(nfes))}}
 
 
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(raw)
     for key_path, value in overrides:
         if key_path in ("sweep.samplers", "sweep.nfe"):
-            out = _expand_runs(out)
-        out = with_override(out, key_path, value)
+            out = _override_sweep(out, key_path, value)
+        else:
+            out = with_override(out, key_path, value)
     return out
 
 
@@ -187,9 +185,3 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
             continue
         overrides.append((key, (not value) if flag in _NEGATED else value))
     return overrides
-
-
-def parse_cli(argv: Sequence[str] | None = None) -> EvalOptions:
-    """The validated options for a `test.py` command line. Raises OptionsError (argparse exits on bad syntax)."""
-    args = build_arg_parser().parse_args(argv)
-    return load_options(args.opt, overrides_from_args(args))

@@ -1,11 +1,11 @@
-"""The YAML `sampler:` block, validated once into a typed object."""
+"""The YAML `sampler:` block, declared once: its keys, defaults and checks."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+import math
+from dataclasses import dataclass
 
-from uir.options.validation import check_bool, check_choice, check_float, check_int, check_keys
+from uir.common.checks import boolean, choice, integer, number, optional
+from uir.common.declared import Block, option
 from uir.sde.predictions import FIT_TARGETS
 
 SOLVER_TYPES = ("ode", "sde")
@@ -14,7 +14,7 @@ TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "li
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
+class SamplerConfig(Block):
     """Every key of the reference's `sampler:` block, with the reference `MRSampler` defaults.
 
     `sde` and `posterior` read `num_sample_steps` and `fit_target`; `heun` also reads
@@ -23,58 +23,30 @@ class SamplerConfig:
     works with them too, its output turned into a noise prediction at each call.
     """
 
-    num_sample_steps: int = 20
-    solver_type: str = "ode"
-    parameterization: str = "data"
-    order: int = 2
-    fit_target: str | None = None  # what the network predicts; unset: "data" for mrsampler, "noise" otherwise
-    lambda_min: float = float("-inf")
-    time_schedule: str = "linspace"
-    timestep_offset: int = 0
-    rho: float = 7.0
-    thresholding: bool = False
-    threshold_ratio: float = 0.995
-    threshold_max: float = 1.5
-    denoise_last: bool = False
+    section = "sampler"
+
+    num_sample_steps: int = option(20, check=integer(minimum=1), help="steps (NFE for one-call-per-step samplers)")
+    solver_type: str = option("ode", check=choice(SOLVER_TYPES), help="MR Sampler / Heun: ode or sde")
+    parameterization: str = option("data", check=choice(PARAMETERIZATIONS),
+                                   help="MR Sampler: what the solver integrates, data or noise prediction")
+    order: int = option(2, check=integer(minimum=1), help="MR Sampler: solver order (ode 1-3, sde 1-2)")
+    fit_target: str | None = option(None, check=optional(choice(FIT_TARGETS)),
+                                    help='what the network predicts; unset: "data" for mrsampler, "noise" otherwise')
+    lambda_min: float = option(-math.inf, check=number(allow=(-math.inf,)),
+                               help="MR Sampler: stop where lambda = log(alpha / sigma_bar) falls below this")
+    time_schedule: str = option("linspace", check=choice(TIME_SCHEDULES), help="MR Sampler: the time grid")
+    timestep_offset: int = option(0, check=integer(minimum=0), help="MR Sampler `leading` grid: shift of every point")
+    rho: float = option(7.0, check=number(0, open_low=True), help="MR Sampler Karras grids: exponent")
+    thresholding: bool = option(False, check=boolean, help="MR Sampler: dynamic thresholding of data predictions")
+    threshold_ratio: float = option(0.995, check=number(0, 1), help="thresholding: quantile of |x0|")
+    threshold_max: float = option(1.5, check=number(1), help="thresholding: largest scale")
+    denoise_last: bool = option(False, check=boolean, help="MR Sampler: end with the network's x0 instead of a step")
     # Heun only. The reference turns the noise prediction into a score with the diffusion
     # coefficient g_t (score = -eps / g_t) and steps by (index difference) * dt whatever the
     # NFE. Both are off by default (faithful); `corrected_score` uses -eps / sigma_bar_t and
     # `corrected_step_size` uses the true time span of each step.
-    corrected_score: bool = False
-    corrected_step_size: bool = False
-
-    @classmethod
-    def from_dict(cls, block: Mapping[str, Any] | None, section: str = "sampler") -> "SamplerConfig":
-        block = dict(block or {})
-        check_keys(section, block, [f.name for f in fields(cls)])
-        return cls(**block).validated(section)
-
-    def validated(self, section: str = "sampler") -> "SamplerConfig":
-        k = lambda name: f"{section}.{name}"  # noqa: E731
-        values = dict(
-            num_sample_steps=check_int(k("num_sample_steps"), self.num_sample_steps, minimum=1),
-            solver_type=check_choice(k("solver_type"), self.solver_type, SOLVER_TYPES),
-            parameterization=check_choice(k("parameterization"), self.parameterization, PARAMETERIZATIONS),
-            order=check_int(k("order"), self.order, minimum=1),
-            fit_target=None if self.fit_target is None else check_choice(k("fit_target"), self.fit_target, FIT_TARGETS),
-            lambda_min=check_float(k("lambda_min"), self.lambda_min),
-            time_schedule=check_choice(k("time_schedule"), self.time_schedule, TIME_SCHEDULES),
-            timestep_offset=check_int(k("timestep_offset"), self.timestep_offset),
-            rho=check_float(k("rho"), self.rho),
-            thresholding=check_bool(k("thresholding"), self.thresholding),
-            threshold_ratio=check_float(k("threshold_ratio"), self.threshold_ratio),
-            threshold_max=check_float(k("threshold_max"), self.threshold_max),
-            denoise_last=check_bool(k("denoise_last"), self.denoise_last),
-            corrected_score=check_bool(k("corrected_score"), self.corrected_score),
-            corrected_step_size=check_bool(k("corrected_step_size"), self.corrected_step_size),
-        )
-        if not 0.0 <= values["threshold_ratio"] <= 1.0:
-            raise ValueError(f"{k('threshold_ratio')}: must lie in [0, 1], got {self.threshold_ratio}")
-        if values["threshold_max"] < 1.0:
-            raise ValueError(f"{k('threshold_max')}: must be >= 1, got {self.threshold_max}")
-        if values["rho"] <= 0:
-            raise ValueError(f"{k('rho')}: must be positive, got {self.rho}")
-        return replace(self, **values)
+    corrected_score: bool = option(False, check=boolean, help="Heun: score from sigma_bar_t, not g_t")
+    corrected_step_size: bool = option(False, check=boolean, help="Heun: step by the true time span")
 
     def target_for(self, sampler: str) -> str:
         """The network's prediction target as `sampler` reads it. Unset, it is the reference's
@@ -83,9 +55,3 @@ class SamplerConfig:
         if self.fit_target is not None:
             return self.fit_target
         return "data" if sampler == "mrsampler" else "noise"
-
-    def with_overrides(self, **changes: Any) -> "SamplerConfig":
-        return replace(self, **changes).validated()
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

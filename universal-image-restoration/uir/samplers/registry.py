@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from uir.options.validation import check_choice
+from uir.common.checks import check_choice
 from uir.samplers.base import Denoiser, SampleResult
 from uir.samplers.config import SamplerConfig
 from uir.samplers.euler import EulerSampler

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-SCHEDULES = ("cosine", "linear", "constant")
+from uir.sde.settings import SCHEDULES, IRSDESettings
 
 
 def theta_schedule(name: str, T: int) -> Tensor:
@@ -64,13 +64,11 @@ class IRSDE:
     @classmethod
     def create(cls, max_sigma: float, T: int = 100, schedule: str = "cosine", eps: float = 0.01) -> "IRSDE":
         """`max_sigma >= 1` is on the 8-bit scale and is divided by 255, as in the reference."""
-        if int(T) != T or T < 1:
-            raise ValueError(f"sde.T must be a positive integer, got {T!r}")
-        if not (0 < eps < 1):
-            raise ValueError(f"sde.eps must lie in (0, 1), got {eps!r}")
-        if max_sigma <= 0:
-            raise ValueError(f"sde.max_sigma must be positive, got {max_sigma!r}")
-        T = int(T)
+        return cls.from_settings(IRSDESettings.from_dict(dict(max_sigma=max_sigma, T=T, schedule=schedule, eps=eps)))
+
+    @classmethod
+    def from_settings(cls, settings: IRSDESettings) -> "IRSDE":
+        max_sigma, T, schedule, eps = settings.max_sigma, settings.T, settings.schedule, settings.eps
         sigma_inf = max_sigma / 255 if max_sigma >= 1 else max_sigma
         thetas = theta_schedule(schedule, T)
         sigmas = torch.sqrt(sigma_inf**2 * 2 * thetas)

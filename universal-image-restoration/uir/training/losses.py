@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from uir.options.validation import check_choice
+from uir.common.checks import check_choice
 from uir.sde.irsde import IRSDE
 from uir.sde.predictions import FIT_TARGETS, velocity_from
 

@@ -32,7 +32,10 @@ from torch import Tensor, nn
 from uir.metrics import batch_image_metrics, quantize_to_uint8
 from uir.models.checkpoint import UNET_WEIGHTS_HINT, load_into, load_state_dict_file
 from uir.models.networks import build_network, describe_network, network_arguments
-from uir.samplers import build_sampler
+from uir.common.errors import ExperimentError
+from uir.restoration import Restorer
+from uir.runtime import NetworkCall, resolve_device
+from uir.samplers import SamplerConfig, build_sampler
 from uir.sde.irsde import IRSDE
 from uir.training.data import PairSet, PatchSampler, demo_manifest_mismatch, ensure_demo_data, load_pairs
 from uir.training.ema import EMA
@@ -47,18 +50,6 @@ BEST_MODEL = Path("models") / "best.pth"
 FIXED_ON_RESUME = ("sde", "network_G", "fit_target")
 START_WEIGHTS_HINT = (f"{UNET_WEIGHTS_HINT} (or, for a fine-tune, first train the run that writes "
                       f"experiments/<name>/{LATEST_MODEL.as_posix()})")
-
-
-class ExperimentError(RuntimeError):
-    """The experiment folder cannot be created or resumed as asked."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ExperimentError(f"device: {name!r} asked, but CUDA is not available; use device: cpu or auto")
-    return torch.device(name)
 
 
 def learning_rate(step: int, opt: OptimSettings) -> float:
@@ -81,11 +72,6 @@ def build_optimizer(model: nn.Module, opt: OptimSettings) -> torch.optim.Optimiz
     params = [p for p in model.parameters() if p.requires_grad]
     cls = torch.optim.AdamW if opt.optimizer == "AdamW" else torch.optim.Adam
     return cls(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
-
-
-def build_sde(options: TrainOptions) -> IRSDE:
-    s = options.sde
-    return IRSDE.create(s.max_sigma, s.T, s.schedule, s.eps)
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -135,21 +121,21 @@ class ValidationResult:
 
 @torch.no_grad()
 def validate(model: nn.Module, sde: IRSDE, val_data: dict[str, list[PairSet]], settings: ValSettings,
-             device: torch.device, step: int = 0) -> ValidationResult:
-    """Restore every validation image with the configured sampler from x_T = LQ + sigma_inf z
-    (z from `settings.seed`, the same at every validation) and score it against GT."""
+             sampler_options: SamplerConfig, device: torch.device, step: int = 0) -> ValidationResult:
+    """Restore every validation image with the configured sampler, as test.py does (image i of a
+    task seeded with `settings.seed + i`, whatever the batch size), and score it against GT."""
     start = time.perf_counter()
-    sampler = build_sampler(settings.sampler, sde, settings.sampler_options)
-    generator = torch.Generator().manual_seed(settings.seed)
+    sampler = build_sampler(settings.sampler, sde, sampler_options)
+    restorer = Restorer(sde, NetworkCall(model, device), None, device)
     per_task: dict[str, dict[str, float]] = {}
     for task, pair_sets in val_data.items():
-        psnrs, ssims = [], []
+        psnrs, ssims, index = [], [], 0
         for pairs in pair_sets:
             for begin in range(0, pairs.lq.shape[0], settings.batch_size):
                 lq_u8 = pairs.lq[begin:begin + settings.batch_size]
-                mu = (lq_u8.float() / 255.0).to(device)
-                z = torch.randn(mu.shape, generator=generator).to(device)
-                result = sampler.sample(model, sde.prior_sample(mu, z), mu, noise=generator)
+                seeds = [settings.seed + index + k for k in range(lq_u8.shape[0])]
+                index += lq_u8.shape[0]
+                result = restorer.restore((lq_u8.float() / 255.0).to(device), seeds, sampler)
                 gt_u8 = pairs.gt[begin:begin + settings.batch_size].to(device)
                 metrics = batch_image_metrics(quantize_to_uint8(result.x), gt_u8, settings.crop_border)
                 psnrs += metrics["psnr"].tolist()
@@ -180,7 +166,7 @@ class Trainer:
         self.console = console
         self.dir = Path(options.experiment_dir)
         self.device = resolve_device(options.device)
-        self.sde = build_sde(options)
+        self.sde = IRSDE.from_settings(options.sde)
         self.logger = logging.getLogger(f"uir.training.{options.name}")
         self.step = 0
         self.best: dict[str, float] = {"psnr": -math.inf, "step": 0}
@@ -221,7 +207,7 @@ class Trainer:
 
     def _load_data(self) -> tuple[PatchSampler, dict[str, list[PairSet]]]:
         o = self.options
-        t, v = o.datasets_train, o.datasets_val
+        t, v = o.datasets.train, o.datasets.val
         demo = None if t.make_demo is None else vars(t.make_demo)
         built = ensure_demo_data(t.dataroot, "train", t.tasks, demo)
         if built:
@@ -376,7 +362,8 @@ class Trainer:
         return last
 
     def _validate(self, ema: EMA, val_data: dict[str, list[PairSet]]) -> ValidationResult:
-        result = validate(ema.model, self.sde, val_data, self.options.datasets_val, self.device, self.step)
+        o = self.options
+        result = validate(ema.model, self.sde, val_data, o.datasets.val, o.val_sampler, self.device, self.step)
         self.logger.info(result.line())
         with open(self.dir / "val.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"step": result.step, "psnr": result.psnr, "ssim": result.ssim,

@@ -29,7 +29,7 @@ from uir.models.unet.blocks import (
     reflect_pad_to_multiple,
     upsample,
 )
-from uir.options.validation import check_bool, check_int
+from uir.common.checks import check_bool, check_int
 
 # Levels with index >= this one use a SpatialTransformer when the image context is on.
 FIRST_TRANSFORMER_LEVEL = 3

@@ -1,0 +1,200 @@
+"""Value checks shared by every options block: each takes the key (as the user wrote it, e.g.
+`sampler.order`) and the raw value, and returns the value normalised or raises a ValueError
+that names the key and says what is valid.
+
+`check_*` functions check one value now; the lower-case factories (`integer(minimum=1)`,
+`number(low=0, open_low=True)`, `choice(...)`, ...) return such a check, to be declared once
+on an options field (`uir.common.declared.option`).
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+Check = Callable[[str, Any], Any]
+
+
+def closest(name: str, valid: Iterable[str]) -> str | None:
+    """The valid name most like `name`, ignoring case (so `dataroot_gt` finds `dataroot_GT`)."""
+    valid = [str(v) for v in valid]
+    by_lower = {v.lower(): v for v in valid}
+    match = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[match[0]] if match else None
+
+
+def did_you_mean(name: Any, valid: Iterable[str]) -> str:
+    hint = closest(name, valid) if isinstance(name, str) else None
+    return f" (did you mean {hint!r}?)" if hint else ""
+
+
+def check_keys(section: str, given: Mapping[str, Any], valid: Iterable[str]) -> None:
+    """Raise for the first key of `given` that is not in `valid`, suggesting the closest one."""
+    valid = list(valid)
+    for key in given:
+        if key not in valid:
+            raise ValueError(f"{section}.{key}: unknown key{did_you_mean(key, valid)}; valid keys: {', '.join(valid)}")
+
+
+def check_choice(key: str, value: Any, valid: Iterable[Any]) -> Any:
+    valid = list(valid)
+    if isinstance(value, (list, dict)) or value not in valid:
+        raise ValueError(f"{key}: {value!r} is not valid{did_you_mean(value, map(str, valid))}; "
+                         f"valid values: {', '.join(map(str, valid))}")
+    return value
+
+
+def check_int(key: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ValueError(f"{key}: expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{key}: must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{key}: must be <= {maximum}, got {value}")
+    return value
+
+
+def check_float(key: str, value: Any, *, allow: Iterable[float] = ()) -> float:
+    """A number; NaN and +-inf are refused unless listed in `allow` (e.g. `allow=(-math.inf,)`)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads "-inf" / "1e-3" as strings
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{key}: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) and value not in tuple(allow):
+        allowed = f" or {' / '.join(str(a) for a in allow)}" if tuple(allow) else ""
+        raise ValueError(f"{key}: must be a finite number{allowed}, got {value}")
+    return value
+
+
+def check_range(key: str, value: float, low: float | None = None, high: float | None = None, *,
+                open_low: bool = False, open_high: bool = False) -> float:
+    """`value` within [low, high] (either end open, either absent), in the project's message style."""
+    below = low is not None and (value <= low if open_low else value < low)
+    above = high is not None and (value >= high if open_high else value > high)
+    if below or above:
+        if high is None:
+            raise ValueError(f"{key}: must be {'>' if open_low else '>='} {low:g}, got {value}")
+        if low is None:
+            raise ValueError(f"{key}: must be {'<' if open_high else '<='} {high:g}, got {value}")
+        brackets = ("(" if open_low else "[") + f"{low:g}, {high:g}" + (")" if open_high else "]")
+        raise ValueError(f"{key}: must lie in {brackets}, got {value}")
+    return value
+
+
+def check_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+
+
+def check_device(key: str, value: Any) -> str:
+    """`auto`, `cpu`, `cuda` or `cuda:N`."""
+    if not isinstance(value, str) or not _DEVICE_PATTERN.match(value):
+        raise ValueError(f"{key}: {value!r} is not valid; valid values: auto, cpu, cuda, cuda:N")
+    return value
+
+
+def section(raw: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
+    """`raw[key]` as a dict (empty when absent or null); `where` prefixes the key in the error."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where}{key}: expected a mapping of keys, got {value!r}")
+    return dict(value)
+
+
+# ---- checks to declare on fields ------------------------------------------------------------
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
+    return lambda key, value: check_int(key, value, minimum=minimum, maximum=maximum)
+
+
+def number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
+           open_high: bool = False, allow: Iterable[float] = ()) -> Check:
+    """A finite number in a range; `allow` lists infinities that are valid too."""
+    allow = tuple(allow)
+
+    def check(key: str, value: Any) -> float:
+        value = check_float(key, value, allow=allow)
+        return value if value in allow else check_range(key, value, low, high, open_low=open_low, open_high=open_high)
+
+    return check
+
+
+def choice(valid: Iterable[Any] | Callable[[], Iterable[Any]]) -> Check:
+    return lambda key, value: check_choice(key, value, valid() if callable(valid) else valid)
+
+
+def boolean(key: str, value: Any) -> bool:
+    return check_bool(key, value)
+
+
+def device_name(key: str, value: Any) -> str:
+    return check_device(key, value)
+
+
+def optional(check: Check) -> Check:
+    """`check`, letting None (YAML `~`) through."""
+    return lambda key, value: None if value is None else check(key, value)
+
+
+def text(key: str, value: Any) -> str | None:
+    """A string (numbers read as text); None or blank is None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        out = str(value)
+        return out if out.strip() else None
+    raise ValueError(f"{key}: expected a string or ~ (null), got {value!r}")
+
+
+def file_path(key: str, value: Any) -> str | None:
+    """A file or folder path with `~` expanded; None or blank is None."""
+    out = text(key, value)
+    return os.path.expanduser(out) if out is not None else None
+
+
+def folder_name(key: str, value: Any) -> str:
+    """A plain name that becomes a folder of the results: no path separators."""
+    if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
+        raise ValueError(f"{key}: {value!r} is not a plain name (it becomes a folder name; no slashes)")
+    return value
+
+
+def names(*, allow_empty: bool = False, item: Check | None = None) -> Check:
+    """A name or a list of distinct names, as a tuple; each name checked by `item`."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) and v for v in items):
+            raise ValueError(f"{key}: expected a name or a list of names, got {value!r}")
+        if not items and not allow_empty:
+            raise ValueError(f"{key}: the list is empty")
+        return unique(key, tuple(item(key, v) if item else v for v in items))
+
+    return check
+
+
+def unique(key: str, items: tuple) -> tuple:
+    """`items`, refusing one that appears twice."""
+    seen: set = set()
+    for x in items:
+        if x in seen:
+            raise ValueError(f"{key}: {x!r} appears twice")
+        seen.add(x)
+    return items

@@ -1,0 +1,88 @@
+"""Where a run's results go: `ResultSink.record(task, point, indices, restored)` queues each
+restored image's PNG and writes its per-image CSV row and log line once the PNG is on disk.
+The sink owns the PNG writer and the per-image log of the run folder."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from uir.evaluation.sweep import SweepPoint
+from uir.evaluation.run_folder import PerImageLog
+from uir.evaluation.tasks import TaskData
+from uir.evaluation.writer import ImageWriter
+
+# Per-image lines go to the run's log file only (the console shows the progress bar).
+FILE_LOGGER = "uir.evaluation.file"
+file_logger = logging.getLogger(FILE_LOGGER)
+file_logger.propagate = False
+
+
+@dataclass
+class Restored:
+    """One sweep point's outputs for some images of a batch."""
+
+    images: np.ndarray  # uint8 [n, H, W, 3], RGB
+    metrics: dict[str, list[float]]  # per image; empty without GT / metrics
+    seconds: float  # sampling time per image
+    model_calls: int
+    seeds: list[int]
+
+
+class ResultSink:
+    """Use as a context manager: leaving it waits for every queued PNG and closes the CSV."""
+
+    def __init__(self, run_dir: Path, *, resume: bool, suffix: str | None, save_images: bool):
+        self.run_dir = run_dir
+        self.suffix = suffix or ""
+        self.save_images = save_images
+        self.per_image = PerImageLog(run_dir, resume=resume)
+        self.writer = ImageWriter()
+        self.processed = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "ResultSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.writer.__exit__(*exc)
+        finally:
+            self.per_image.close()
+
+    def done(self) -> set[tuple[str, str, int, str]]:
+        """(task, sampler, nfe, image) of every restoration on record (earlier sessions' included)."""
+        return self.per_image.done()
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.per_image.snapshot()
+
+    def wait_idle(self) -> None:
+        """No PNG write in flight (e.g. before data loader workers fork)."""
+        self.writer.wait_idle()
+
+    def record(self, task: TaskData, point: SweepPoint, indices: list[int], restored: Restored) -> None:
+        """Queue the PNGs; each image's per-image CSV row is written once its PNG is on disk."""
+        sampler, nfe = point.key
+        for j, index in enumerate(indices):
+            pair = task.pairs[index]
+            output = Path(task.name) / point.folder / f"{pair.name}{self.suffix}.png"
+            row = {
+                "task": task.name, "sampler": sampler, "nfe": nfe, "image": pair.name,
+                "output": output.as_posix() if self.save_images else "",
+                **{metric: values[j] for metric, values in restored.metrics.items()},
+                "seconds": restored.seconds, "model_calls": restored.model_calls, "seed": restored.seeds[j],
+                "batch_size": len(indices),
+            }
+            file_logger.info("%s %s: %s", task.name, point.folder, " ".join(
+                [pair.name] + [f"{m}={row[m]:.6f}" for m in restored.metrics] + [f"sec={restored.seconds:.4f}"]))
+            if self.save_images:
+                self.writer.submit(self.run_dir / output, restored.images[j], then=lambda row=row: self.per_image.append(row))
+            else:
+                self.per_image.append(row)
+        with self._lock:
+            self.processed += len(indices)
