@@ -103,8 +103,9 @@ def test_memory_of_the_failed_attempt_is_released_before_the_retry():
 @pytest.mark.parametrize("height, width, current, expected", [
     (1536, 2048, None, TileSettings(256, 32, 12)),  # a quarter of the image's pixels per call
     (300, 200, None, TileSettings(144, 18, 1)),
-    (1536, 2048, TileSettings(256, 32), TileSettings(256, 32, 31)),  # 63 tiles: fewer per call first
+    (1536, 2048, TileSettings(256, 32), TileSettings(256, 32, 8)),  # 16 tiles per call: fewer first
     (1536, 2048, TileSettings(256, 32, 5), TileSettings(256, 32, 2)),
+    (300, 300, TileSettings(256, 32, 64), TileSettings(256, 32, 2)),  # 4 tiles in all
     (1536, 2048, TileSettings(256, 32, 1), TileSettings(128, 16, 1)),  # then smaller tiles
     (40, 40, TileSettings(16, 2, 1), None),
 ])

@@ -72,6 +72,8 @@ def test_settings_errors_name_the_key(block, message):
 def test_settings_defaults_and_off():
     assert TileSettings.from_dict(None) is None
     assert TileSettings.from_dict({"size": 256}) == TileSettings(256, 32, None)
+    assert TileSettings(256).tiles_per_call == 16 and TileSettings(2048).tiles_per_call == 1
+    assert TileSettings(256, max_batch=3).tiles_per_call == 3
     assert TileSettings(64.0, 8).size == 64 and isinstance(TileSettings(64.0, 8).size, int)
     assert TileSettings(128, 16, 4).to_dict() == {"size": 128, "overlap": 16, "max_batch": 4}
 
@@ -119,13 +121,13 @@ def test_tile_covering_the_image_is_bit_identical(unet):
         assert tiled.calls == 1
 
 
-def test_one_tile_per_image_in_chunks_equals_untiled(unet):
-    """max_batch below the batch: images go through in chunks, each still one whole tile."""
+def test_one_tile_per_image_ignores_max_batch(unet):
+    """A tile covering the image changes nothing: the batch goes whole, whatever max_batch."""
     x, mu, text, image = smooth_inputs(3, 32, 48)
     ref = unet(x, mu, 40.0, text_context=text, image_context=image)
     tiled = TiledDenoiser(unet, TileSettings(64, 8, max_batch=2))
-    torch.testing.assert_close(tiled(x, mu, 40.0, text_context=text, image_context=image), ref, rtol=0, atol=1e-6)
-    assert tiled.calls == 2
+    assert torch.equal(tiled(x, mu, 40.0, text_context=text, image_context=image), ref)
+    assert tiled.calls == 1
 
 
 def test_tiles_are_close_to_untiled_and_leave_no_seams(unet):
@@ -155,7 +157,7 @@ def test_tiles_of_all_images_go_in_one_call_or_in_chunks(unet):
         return unet(x, mu, t, **contexts)
 
     TiledDenoiser(spy, TileSettings(64, 16))(x, mu, 40.0, text_context=text, image_context=image)
-    assert seen == [16]  # 2 images x 8 tiles, one call
+    assert seen == [16]  # 2 images x 8 tiles, one call (the default allows 256 tiles of 64 x 64)
     seen.clear()
     chunked = TiledDenoiser(spy, TileSettings(64, 16, max_batch=6))
     out = chunked(x, mu, 40.0, text_context=text, image_context=image)

@@ -59,7 +59,7 @@ def suggest_tile(height: int, width: int, current: TileSettings | None = None) -
         return TileSettings(size, size // 8, max(1, height * width // (SUGGESTED_SHARE * size * size)))
     tiles = len(tile_starts(height, min(current.size, height), current.overlap)) * len(
         tile_starts(width, min(current.size, width), current.overlap))
-    per_call = min(current.max_batch or tiles, tiles)
+    per_call = min(current.tiles_per_call, tiles)
     if per_call > 1:
         return TileSettings(current.size, current.overlap, per_call // 2)
     if current.size <= MIN_TILE_SIZE:

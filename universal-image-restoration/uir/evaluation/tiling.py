@@ -1,23 +1,24 @@
 """Tiled network evaluation for images larger than memory (MultiDiffusion-style blending).
 
 `TiledDenoiser` wraps the network as the samplers call it, ``net(x, mu, t, text_context=,
-image_context=)``. At every evaluation it cuts `x` and `mu` into overlapping tiles, runs all tiles
-of all images of the batch through the network together (in chunks of at most `max_batch`
-tiles), and averages the tiles' outputs with smooth weights (Bar-Tal et al. 2023, MultiDiffusion,
-eq. 5: each pixel is the weighted mean of the predictions of the tiles that cover it). The sampler
-still sees whole images, so every sampler runs unchanged; DA-CLIP contexts are computed by the
-caller from the whole image and repeated for each of its tiles.
+image_context=)``. At every evaluation it cuts `x` and `mu` into overlapping tiles, runs the tiles
+of all images of the batch through the network in batches of `max_batch` tiles (by default about
+a megapixel per call), and averages the tiles' outputs with smooth weights: each pixel gets the
+weighted mean of the predictions of the tiles that cover it (the closed-form step of
+MultiDiffusion, Bar-Tal et al. 2023). The sampler still sees whole images, so every sampler runs
+unchanged; DA-CLIP contexts are computed by the caller from the whole image and repeated for each
+of its tiles.
 
 Tiles are `size` x `size` (smaller only along a side shorter than `size`); along each side the
 fewest tiles that overlap their neighbours by at least `overlap` pixels are spread evenly from
-one border to the other, so the edge tiles lie inside the image. A tile's weight is 1 inside and falls along a raised cosine, never to zero,
-across each side it shares with a neighbour; sides on the image border keep weight 1, and two
-neighbours' ramps over the same pixels sum to 1.
+one border to the other, so the edge tiles lie inside the image. A tile's weight is 1 inside and
+falls along a raised cosine, never to zero, across each side it shares with a neighbour; sides on
+the image border keep weight 1, and two neighbours' ramps over the same pixels sum to 1.
 
 Sizes: the UNet reflect-pads its input to a multiple of ``2 ** len(ch_mult)`` (16 for the
 published and demo networks), so a tile size that is such a multiple computes no padding; tiles
-of one size let ``torch.compile`` reuse one graph. A tile that covers the whole image gives
-exactly the untiled result.
+of one size let ``torch.compile`` reuse one graph. Where one tile covers the whole image the
+network is called on the whole batch, as untiled, and the result is exactly the untiled one.
 """
 from __future__ import annotations
 
@@ -33,12 +34,16 @@ from uir.options.validation import check_int, check_keys
 from uir.samplers.base import Denoiser
 
 MIN_TILE_SIZE = 16
+# The default `max_batch`: tiles per call adding up to about this many pixels (16 tiles of 256 x
+# 256). Tiling saves memory only because a call holds fewer pixels than the whole image.
+TILE_PIXELS_PER_CALL = 2**20
 
 
 @dataclass(frozen=True)
 class TileSettings:
     """`tile: {size: S, overlap: O, max_batch: N}`: tiles of S x S pixels overlapping by at least
-    O (default S // 8); at most N tiles per network call (unset: all tiles of the batch at once)."""
+    O (default S // 8); at most N tiles per network call (default: about a megapixel of tiles,
+    `TILE_PIXELS_PER_CALL`; all tiles of all images of the batch go through in such chunks)."""
 
     size: int
     overlap: int | None = None
@@ -68,6 +73,11 @@ class TileSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def tiles_per_call(self) -> int:
+        """`max_batch`, or the default: about `TILE_PIXELS_PER_CALL` pixels of tiles."""
+        return self.max_batch or max(1, TILE_PIXELS_PER_CALL // self.size**2)
 
 
 def tile_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -163,12 +173,12 @@ class TiledDenoiser:
     def __call__(self, x: Tensor, mu: Tensor, t, *, text_context=None, image_context=None) -> Tensor:
         batch, _, height, width = x.shape
         plan = self.plan(height, width, x.device)
-        if len(plan) == 1 and (self.settings.max_batch is None or batch <= self.settings.max_batch):
-            self.calls += 1  # one tile covers the image: the untiled call itself
+        if len(plan) == 1:  # one tile covers the image: the untiled call itself, whatever max_batch
+            self.calls += 1
             return self.network(x, mu, t, text_context=text_context, image_context=image_context)
         jobs = [(b, k) for b in range(batch) for k in range(len(plan))]  # (image, tile), image-major
         per_tile = [_repeat_per_tile(v, batch, len(plan)) for v in (t, text_context, image_context)]
-        chunk = self.settings.max_batch or len(jobs)
+        chunk = self.settings.tiles_per_call
         out = None
         for first in range(0, len(jobs), chunk):
             rows = slice(first, min(first + chunk, len(jobs)))
