@@ -67,6 +67,7 @@ def test_without_torchrun_variables_it_is_one_process():
     assert (ctx.rank, ctx.world_size, ctx.is_main, ctx.is_distributed) == (0, 1, True, False)
     assert ctx.shard([5, 6, 7]) == [5, 6, 7]
     assert ctx.gather({"a": 1}) == [{"a": 1}]
+    assert ctx.broadcast("x") == "x"
     with ctx.guard():
         ctx.barrier()
         ctx.check()
@@ -97,12 +98,13 @@ def test_world_of_one_needs_no_process_group():
 
 # --- two processes, gloo -------------------------------------------------------------------
 
-def test_torchrun_shards_and_gathers_every_index_once():
+def test_torchrun_shards_gathers_every_index_once_and_broadcasts():
     proc, _ = torchrun("shard", "7")
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if "GATHERED " in line)
     gathered = json.loads(line.split("GATHERED ", 1)[1])
     assert gathered == [{"rank": 0, "indices": [0, 2, 4, 6]}, {"rank": 1, "indices": [1, 3, 5]}]
+    assert "RANK 0 GOT run folder of rank 0" in proc.stdout and "RANK 1 GOT run folder of rank 0" in proc.stdout
 
 
 def test_torchrun_failing_rank_ends_the_run():

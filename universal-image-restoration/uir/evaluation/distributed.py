@@ -7,7 +7,8 @@ context whose methods do nothing, so callers need no special case.
 
 - `shard(items)`: this rank's items by position, r, r + W, r + 2W, ... (as BasicSR's
   dist_validation): every item once, none twice, no padding.
-- `gather(obj)`: every rank's object, in rank order, on rank 0 (None elsewhere).
+- `gather(obj)`: every rank's object, in rank order, on rank 0 (None elsewhere);
+  `broadcast(obj)`: rank 0's object on every rank.
 - `barrier()`, `check()`: wait for all ranks / stop if another rank failed.
 - `guard()`: a `with` block for the whole run. A rank that raises leaves a note in the
   rendezvous store; the others raise `RankFailure` naming it at their next `barrier`, `gather`
@@ -144,6 +145,15 @@ class DistContext:
         out: list[Any] | None = [None] * self.world_size if self.is_main else None
         dist.gather_object(obj, out, dst=0)
         return out
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's `obj` (picklable) on every rank, e.g. the run folder it chose."""
+        if not self.is_distributed:
+            return obj
+        self.barrier("broadcast")
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def barrier(self, what: str = "barrier") -> None:
         """Wait until every rank arrives; `RankFailure` if one failed or `timeout_s` passes."""
