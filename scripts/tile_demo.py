@@ -24,10 +24,10 @@ import torch
 
 from uir.data.degradations import DEGRADATIONS
 from uir.data.demo import load_photo, to_uint8
-from uir.evaluation import restore_batch
-from uir.evaluation.cli import run_script
-from uir.evaluation.runtime import prepare_network
-from uir.evaluation.tiling import TiledDenoiser, TileSettings
+from uir.common.cli import run_script
+from uir.restoration import Restorer
+from uir.runtime import prepare_network
+from uir.tiling import TiledDenoiser, TileSettings
 from uir.metrics.reference import psnr
 from uir.models.networks import load_network
 from uir.options import load_options
@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     write_png(out / "lq.png", lq)
     device = torch.device("cpu")
     network = load_network(options.network_G.which_model_G, options.network_G.setting, options.path.pretrain_model_G)
-    denoiser = prepare_network(network, device, options)
-    sde = IRSDE.create(options.sde.max_sigma, options.sde.T, options.sde.schedule, options.sde.eps)
+    denoiser = prepare_network(network, device, options.runtime)
+    sde = IRSDE.from_settings(options.sde)
     sampler = build_sampler("mrsampler", sde, options.sampler.with_overrides(num_sample_steps=args.nfe))
     mu = torch.from_numpy(lq).permute(2, 0, 1)[None].float().div(255)
     print(f"{args.photo} {args.size} {args.task}, LQ PSNR {psnr(lq, gt):.2f} dB; MR Sampler NFE {args.nfe}, "
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, model in runs:
         start = time.perf_counter()
         with torch.no_grad():
-            result = restore_batch(sampler, model, sde, mu, [args.seed])
+            result = Restorer(sde, model, None, device).restore(mu, [args.seed], sampler)
         seconds = time.perf_counter() - start
         image = to_uint8(result.x[0].permute(1, 2, 0).numpy())
         write_png(out / f"{name}.png", image)

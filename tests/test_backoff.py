@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from uir.evaluation.backoff import OomBackoff, is_out_of_memory, suggest_tile
-from uir.evaluation.tiling import TileSettings
+from uir.tiling import TileSettings
 
 SIZES = {i: (f"img{i:03d}.png", 64, 96) for i in range(10)}
 

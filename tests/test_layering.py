@@ -14,7 +14,7 @@ FLOORS = [
     {"common"},
     {"sde"},
     {"samplers", "models", "data", "metrics", "runtime"},
-    {"restoration"},
+    {"restoration", "tiling"},
     {"options"},
     {"evaluation", "training", "benchmark", "reporting"},
     {"api"},

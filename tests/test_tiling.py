@@ -1,4 +1,4 @@
-"""Tiled network evaluation (uir.evaluation.tiling): settings errors, tile layout, exact
+"""Tiled network evaluation (uir.tiling): settings errors, tile layout, exact
 blending, equality with the untiled call when a tile covers the image, seams, batching of the
 tiles, per-image contexts, and a whole sampler on the wrapper."""
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uir.evaluation.runtime import NetworkCall
-from uir.evaluation.tiling import TiledDenoiser, TilePlan, TileSettings, tile_starts
+from uir.runtime import NetworkCall
+from uir.tiling import TiledDenoiser, TilePlan, TileSettings, tile_starts
 from uir.models.unet import ConditionalUNet
 from uir.samplers import build_sampler
 from uir.sde.irsde import IRSDE
@@ -58,10 +58,10 @@ def border_edge_ratio(out: torch.Tensor, ref: torch.Tensor, plan: TilePlan) -> f
     ({"size": 64, "overlap": 64}, "tile.overlap: must be smaller than tile.size (64), got 64"),
     ({"size": 64, "overlap": -1}, "tile.overlap: must be >= 0, got -1"),
     ({"siz": 64}, "tile.siz: unknown key (did you mean 'size'?)"),
-    ({"overlap": 8}, "tile.size: required"),
+    ({"overlap": 8}, "tile.size: not set; the tile side in pixels"),
     ({"size": 64, "max_batch": 0}, "tile.max_batch: must be >= 1, got 0"),
     ({"size": "big"}, "tile.size: expected an integer, got 'big'"),
-    (256, "tile: expected a mapping"),
+    (256, "tile: expected a mapping of keys"),
 ])
 def test_settings_errors_name_the_key(block, message):
     with pytest.raises(ValueError) as info:
@@ -69,12 +69,12 @@ def test_settings_errors_name_the_key(block, message):
     assert message in str(info.value)
 
 
-def test_settings_defaults_and_off():
-    assert TileSettings.from_dict(None) is None
+def test_settings_defaults():
     assert TileSettings.from_dict({"size": 256}) == TileSettings(256, 32, None)
     assert TileSettings(256).tiles_per_call == 16 and TileSettings(2048).tiles_per_call == 1
     assert TileSettings(256, max_batch=3).tiles_per_call == 3
-    assert TileSettings(64.0, 8).size == 64 and isinstance(TileSettings(64.0, 8).size, int)
+    assert TileSettings.from_dict({"size": 64.0, "overlap": 8}).size == 64
+    assert isinstance(TileSettings.from_dict({"size": 64.0}).size, int)
     assert TileSettings(128, 16, 4).to_dict() == {"size": 128, "overlap": 16, "max_batch": 4}
 
 

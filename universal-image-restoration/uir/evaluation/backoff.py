@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 
 import torch
 
-from uir.evaluation.tiling import MIN_TILE_SIZE, TileSettings, tile_starts
+from uir.tiling import MIN_TILE_SIZE, TileSettings, tile_starts
 
 logger = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ network is called on the whole batch, as untiled, and the result is exactly the 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from uir.options.validation import check_int, check_keys
+from uir.common.checks import check_int, integer, optional
+from uir.common.declared import Block, option
 from uir.samplers.base import Denoiser
 
 MIN_TILE_SIZE = 16
@@ -39,40 +39,28 @@ MIN_TILE_SIZE = 16
 TILE_PIXELS_PER_CALL = 2**20
 
 
+def _overlap(key: str, value: Any) -> int | None:
+    return None if value is None else check_int(key, value, minimum=0)
+
+
 @dataclass(frozen=True)
-class TileSettings:
+class TileSettings(Block):
     """`tile: {size: S, overlap: O, max_batch: N}`: tiles of S x S pixels overlapping by at least
     O (default S // 8); at most N tiles per network call (default: about a megapixel of tiles,
     `TILE_PIXELS_PER_CALL`; all tiles of all images of the batch go through in such chunks)."""
 
-    size: int
-    overlap: int | None = None
-    max_batch: int | None = None
+    section = "tile"
+
+    size: int = option(check=integer(minimum=MIN_TILE_SIZE),
+                       missing=f"the tile side in pixels, >= {MIN_TILE_SIZE}, best a multiple of 16")
+    overlap: int | None = option(None, check=_overlap, help="pixels shared by neighbouring tiles (default size // 8)")
+    max_batch: int | None = option(None, check=optional(integer(minimum=1)), help="tiles per network call")
 
     def __post_init__(self) -> None:
-        size = check_int("tile.size", self.size, minimum=MIN_TILE_SIZE)
-        overlap = size // 8 if self.overlap is None else check_int("tile.overlap", self.overlap, minimum=0)
-        if overlap >= size:
-            raise ValueError(f"tile.overlap: must be smaller than tile.size ({size}), got {overlap}")
-        max_batch = None if self.max_batch is None else check_int("tile.max_batch", self.max_batch, minimum=1)
-        object.__setattr__(self, "size", size)
+        overlap = self.size // 8 if self.overlap is None else self.overlap
+        if overlap >= self.size:
+            raise ValueError(f"tile.overlap: must be smaller than tile.size ({self.size}), got {overlap}")
         object.__setattr__(self, "overlap", overlap)
-        object.__setattr__(self, "max_batch", max_batch)
-
-    @classmethod
-    def from_dict(cls, block: Mapping[str, Any] | None) -> TileSettings | None:
-        """The options' `tile:` block; None (absent, or `tile: ~`) means no tiling."""
-        if block is None:
-            return None
-        if not isinstance(block, Mapping):
-            raise ValueError(f"tile: expected a mapping like {{size: 256, overlap: 32}} or ~ (off), got {block!r}")
-        check_keys("tile", block, [f.name for f in fields(cls)])
-        if "size" not in block:
-            raise ValueError(f"tile.size: required (the tile side in pixels, >= {MIN_TILE_SIZE}, best a multiple of 16)")
-        return cls(**block)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def tiles_per_call(self) -> int:
