@@ -9,6 +9,7 @@ Every flag: `python test.py --help`. Outputs: see uir/evaluation/run_folder.py.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -19,10 +20,17 @@ from uir.evaluation import run, to_markdown
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
 EXIT_INTERRUPTED = 130
+EXIT_FAILED_IMAGES = 1  # the run finished, but some images gave no result
+EXIT_IO_ERROR = 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends the run as Ctrl-C does
     console = logging.StreamHandler()
     console.setLevel(logging.INFO)
     console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s: %(message)s", "%H:%M:%S"))
@@ -38,9 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, an unwritable folder met mid-run
+        print(f"test.py: I/O error: {exc}; finished images are kept, rerun with --resume to continue", file=sys.stderr)
+        return EXIT_IO_ERROR
     finally:
         uir_logger.removeHandler(console)
+        signal.signal(signal.SIGTERM, previous)
     print(to_markdown(result.table), end="")
+    if result.failures:
+        print(f"test.py: {len(result.failures)} restoration(s) gave no result (non-finite output), e.g. "
+              f"{result.failures[0]}; see the log", file=sys.stderr)
+        return EXIT_FAILED_IMAGES
     return 0
 
 

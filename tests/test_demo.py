@@ -78,7 +78,7 @@ def test_a_short_demo_run_restores_the_noisy_and_hazy_photos(tmp_path, monkeypat
                         "--results-root", str(tmp_path), "--no-lpips", "--device", "cpu"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "| noisy | posterior | 100 |" in out and "| hazy | mrsampler | 10 |" in out
+    assert "| noisy | posterior | posterior | 100 |" in out and "| hazy | mrsampler | mrsampler | 10 |" in out
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     rows = {(r["task"], r["sampler"]): r for r in _read_csv(run_dir / "results.csv")}
     assert len(rows) == 4

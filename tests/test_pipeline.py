@@ -173,7 +173,7 @@ def test_sweep_folder_layout(sweep):
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     log = sweep.paths["log"].read_text()
     assert "noisy mrsampler_nfe3: c_gray psnr=" in log and "sweep: samplers sde, posterior, heun, mrsampler" in log
-    assert "| hazy | mrsampler | 3 |" in log  # the table
+    assert "| hazy | mrsampler | mrsampler | 3 |" in log  # the table
 
 
 def test_metrics_recomputed_from_saved_pngs_equal_the_table(sweep, ws):
@@ -410,7 +410,7 @@ def test_test_py_runs_and_prints_the_table(ws, capsys):
     assert code == 0
     rows = read_csv(ws / "cli" / "t" / "results.csv")
     assert len(rows) == 2 * 1 * 2 and {r["images"] for r in rows} == {1}
-    assert "| noisy | posterior | 2 |" in capsys.readouterr().out
+    assert "| noisy | posterior | posterior | 2 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("case, pattern", [

@@ -233,18 +233,20 @@ def test_missing_and_bad_setting_values():
     missing = r"network_G.setting: missing nf for ConditionalUNet; required keys: in_nc, out_nc, nf"
     with pytest.raises(ValueError, match=missing):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.nf: expected an integer, got '64'"):
+    with pytest.raises(ValueError, match=r"network_G.setting.nf: expected an integer, got '64'"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf="64"))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.nf: must be even"):
+    with pytest.raises(ValueError, match=r"network_G.setting.nf: must be even"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=33))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.ch_mult: expected a non-empty list"):
+    with pytest.raises(ValueError, match=r"network_G.setting.ch_mult: expected a non-empty list"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, ch_mult=[]))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.use_image_context: expected true or false"):
+    with pytest.raises(ValueError, match=r"network_G.setting.use_image_context: expected true or false"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, use_image_context="yes"))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.upscale: only 1 is supported"):
+    with pytest.raises(ValueError, match=r"network_G.setting.upscale: only 1 is supported"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, upscale=4))
-    with pytest.raises(ValueError, match=r"ConditionalUNet.linear_attn_heads: must be >= 1"):
+    with pytest.raises(ValueError, match=r"network_G.setting.linear_attn_heads: must be >= 1"):
         build_network("ConditionalUNet", dict(in_nc=3, out_nc=3, nf=32, linear_attn_heads=0))
+    with pytest.raises(ValueError, match=r"ConditionalUNet.nf: must be even"):  # the constructor checks too
+        ConditionalUNet(3, 3, 33)
 
 
 def test_linear_attention_size_is_a_setting():

@@ -1,7 +1,9 @@
 """`Restorer`: the one way to restore a batch of images, shared by test.py, the benchmark and
 training's validation. IR-SDE + the network as the samplers call it (+ DA-CLIP contexts) on a
 device. `restore(lq, seeds, sampler)` draws each image's prior sample and sampling noise from
-its own generator seeded with its seed, so an image's result does not depend on its batch.
+its own generator seeded with its seed, so an image's result does not depend on its batch, and
+says which images came out non-finite (and at which network call it started), so that no NaN
+is ever scored as a result.
 """
 from __future__ import annotations
 
@@ -11,12 +13,52 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.samplers import PerSampleNoise, SampleResult
+from uir.samplers import PerSampleNoise
 from uir.samplers.base import Denoiser
 from uir.samplers.registry import Sampler
 from uir.sde.irsde import IRSDE
 
 Contexts = tuple[Tensor | None, Tensor | None]  # (image context, degradation context)
+
+
+def finite_per_image(x: Tensor) -> Tensor:
+    """[B] bool: whether every value of each image of `x` is finite (stays on the device)."""
+    return torch.isfinite(x).flatten(1).all(dim=1)
+
+
+class FiniteWatch:
+    """The network as the samplers call it, noting per image the first call whose output is not
+    finite (0: none). The note stays on the device: no synchronisation per call."""
+
+    def __init__(self, denoiser: Denoiser, batch: int, device: torch.device):
+        self.denoiser = denoiser
+        self.calls = 0
+        self.first_bad = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def __call__(self, x: Tensor, mu: Tensor, t, *, text_context=None, image_context=None) -> Tensor:
+        out = self.denoiser(x, mu, t, text_context=text_context, image_context=image_context)
+        self.calls += 1
+        fresh = (self.first_bad == 0) & ~finite_per_image(out)
+        self.first_bad = torch.where(fresh, torch.full_like(self.first_bad, self.calls), self.first_bad)
+        return out
+
+
+@dataclass
+class Restoration:
+    """A restored batch: `x` [B,3,H,W], the network evaluations, and per image whether the result
+    is finite and the first network call (1-based, 0: none) whose output was not."""
+
+    x: Tensor
+    nfe: int
+    finite: Tensor
+    first_bad_call: Tensor
+
+    def failures(self) -> dict[int, str]:
+        """{position in the batch: why} for the images that must not be scored (one device sync)."""
+        finite, first = self.finite.tolist(), self.first_bad_call.tolist()
+        return {k: "non-finite output" + (f" (the network's output first went non-finite at call {c} of {self.nfe})"
+                                          if c else " (the network's outputs were finite; the sampler's arithmetic overflowed)")
+                for k, (ok, c) in enumerate(zip(finite, first)) if not ok or c}
 
 
 @dataclass(frozen=True)
@@ -30,12 +72,13 @@ class Restorer:
         """DA-CLIP's (image, degradation) contexts of a batch of LQ images in [0, 1], or (None, None)."""
         return self.encoder(lq) if self.encoder is not None else (None, None)
 
-    def restore(self, lq: Tensor, seeds: Sequence[int], sampler: Sampler, contexts: Contexts | None = None) -> SampleResult:
+    def restore(self, lq: Tensor, seeds: Sequence[int], sampler: Sampler, contexts: Contexts | None = None) -> Restoration:
         """Restore a batch of LQ images `lq` [B,3,H,W] in [0, 1]: draw x_T = mu + sigma_inf z from
         each image's generator (seeded by `seeds`), then sample; stochastic samplers keep drawing
         from it. `contexts` default to DA-CLIP's of `lq`."""
         image_context, text_context = self.contexts(lq) if contexts is None else contexts
         noise = PerSampleNoise.from_seeds(seeds, lq.device)
         x_T = self.sde.prior_sample(lq, noise(lq))
-        return sampler.sample(self.denoiser, x_T, lq, text_context=text_context, image_context=image_context,
-                              noise=noise)
+        watch = FiniteWatch(self.denoiser, lq.shape[0], lq.device)
+        result = sampler.sample(watch, x_T, lq, text_context=text_context, image_context=image_context, noise=noise)
+        return Restoration(result.x, result.nfe, finite_per_image(result.x), watch.first_bad)

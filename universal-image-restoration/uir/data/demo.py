@@ -118,6 +118,8 @@ def load_photo(name: str) -> np.ndarray:
     return image.astype(np.float32) / np.float32(255.0)
 
 
+MAX_SIZE = 2048
+
 def make_demo_dataset(
     out_dir: str | Path,
     *,
@@ -192,10 +194,13 @@ def _check_args(seed, tasks, test_size, n_test, n_train, train_size) -> None:
         raise ValueError(f"no synthetic degradation for {unknown}; demo tasks: {list(DEMO_TASKS)}")
     if len(set(tasks)) != len(tasks):
         raise ValueError(f"tasks has duplicates: {list(tasks)}")
-    for key, value, low in (("test_size", test_size, 16), ("train_size", train_size, 16),
-                            ("n_test_per_task", n_test, 1), ("n_train_per_task", n_train, 0)):
+    # Crops come from photos scaled to twice their size: beyond MAX_SIZE that is gigabytes per photo.
+    for key, value, low, high in (("test_size", test_size, 16, MAX_SIZE), ("train_size", train_size, 16, MAX_SIZE),
+                                  ("n_test_per_task", n_test, 1, None), ("n_train_per_task", n_train, 0, None)):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        if high is not None and value > high:
+            raise ValueError(f"{key} must be <= {high} (crops of photos scaled to twice that size), got {value!r}")
 
 
 def _prepare_out_dir(root: Path, overwrite: bool) -> None:

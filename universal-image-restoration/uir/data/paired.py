@@ -11,6 +11,7 @@ Errors name the file, the folder or the options key that points at it.
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from uir.common.errors import DataError, DatarootNotFoundError
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 # How many unpaired names a count-mismatch message shows.
@@ -95,6 +99,10 @@ def pair_folders(
                 f"GT names without an LQ: {only_gt or 'none'}"
             )
         pairs = [ImagePair(_stem(g, Path(gt_dir)), q, g) for q, g in zip(lq, gt)]
+        differing = next(((q, g) for q, g in zip(lq, gt) if _stem(q, Path(lq_dir)) != _stem(g, Path(gt_dir))), None)
+        if differing is not None:
+            logger.warning("%s and %s are paired in sorted order (as the reference does), but their names differ: "
+                           "first LQ %s with GT %s", lq_option, gt_option, differing[0], differing[1])
     names = [p.name for p in pairs]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[:SHOWN_NAMES]
@@ -105,8 +113,22 @@ def pair_folders(
     return pairs[:max_images] if max_images is not None else pairs
 
 
+def check_complete(path: str | os.PathLike) -> None:
+    """Refuse a damaged or truncated image file. OpenCV decodes a truncated JPEG into a half-grey
+    image with only a warning on stderr; Pillow's full decode raises instead."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except UnidentifiedImageError:
+        return  # a format Pillow does not know: OpenCV alone decides
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image {path}: the file is damaged or truncated ({exc})") from exc
+
+
 def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
-    """An image file as RGB ``[H, W, 3]`` (uint8, or uint16 for 16-bit files)."""
+    """An image file as RGB ``[H, W, 3]`` (uint8, or uint16 for 16-bit files), decoded by OpenCV as
+    the reference decodes it, after checking that the file is complete."""
+    check_complete(path)
     img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"cannot read image {path}: the file is unreadable or not an image OpenCV decodes")
@@ -135,8 +157,6 @@ def to_tensor(img: np.ndarray) -> Tensor:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(H, W)`` of an image file, from its header when Pillow can read it."""
     try:
-        from PIL import Image
-
         with Image.open(path) as im:
             width, height = im.size
             return height, width

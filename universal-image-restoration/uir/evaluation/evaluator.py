@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -25,6 +26,7 @@ from uir.common.errors import DataError
 from uir.data.paired import PairedImageDataset, SizeGroupedBatchSampler, image_size, make_loader
 from uir.evaluation.sweep import SweepPoint, build_sweep, load_restorer
 from uir.restoration import Restorer
+from uir.evaluation.resume import as_runs, check_fingerprint, fingerprint, merged_entries, recorded_entries
 from uir.evaluation.run_folder import LOG_FILE, OPTIONS_FILE, RunFolder, log_to_file
 from uir.evaluation.scoring import Scorer, load_lpips
 from uir.evaluation.sink import FILE_LOGGER, Restored, ResultSink, file_logger
@@ -50,6 +52,7 @@ class RunResult:
     device: str
     processed: int  # (image, sweep point) restorations done in this call
     skipped: int  # ... found already done (resume)
+    failures: list[str]  # restorations of this call that gave no result (non-finite), one line each
 
 
 def image_sizes(task: TaskData, crop: int | None) -> list[Size]:
@@ -89,12 +92,12 @@ class Evaluation:
         synchronize(device)
         start = time.perf_counter()
         result = self.restorer.restore(lq, seeds, point.sampler, contexts)
-        synchronize(device)
+        errors = result.failures()  # synchronises
         seconds = (time.perf_counter() - start) / len(seeds)
         out_u8 = quantize_to_uint8(result.x)
         metrics = self.scorer(result.x, out_u8, gt, gt_u8) if self.scorer is not None and gt_u8 is not None else {}
         images = out_u8.permute(0, 2, 3, 1).cpu().numpy()
-        return Restored(images, metrics, seconds, result.nfe, seeds)
+        return Restored(images, metrics, seconds, result.nfe, seeds, errors)
 
     def batch(self, task: TaskData, batch: dict, pending: dict[int, set[str]], sink: ResultSink, bar) -> None:
         """Restore one batch with every sweep point that still needs its images."""
@@ -213,21 +216,47 @@ def _describe(evaluation: Evaluation, tasks: list[TaskData], source: str | None)
     logger.info("sweep: %s; seed %d (+ image index); crop_border %d", sweep, o.seed, o.effective_crop_border)
 
 
+def _open_record(folder: RunFolder, options: EvalOptions) -> tuple[dict[str, Any], tuple]:
+    """Check a resumed folder's fingerprint and save the options (a resumed folder's sweep lists
+    every point it holds); returns the fingerprint and those points."""
+    now = fingerprint(options)
+    entries = options.runs
+    if folder.resuming:
+        check_fingerprint(folder.path, folder.status().get("fingerprint"), now)
+        saved = folder.path / OPTIONS_FILE
+        earlier = recorded_entries(yaml.safe_load(saved.read_text(encoding="utf-8")) if saved.is_file() else None)
+        entries = merged_entries(earlier, entries)
+    resolved = options.to_dict()
+    if entries != options.runs:
+        resolved["sweep"] = as_runs(entries)
+    folder.save_options(resolved)
+    return now, entries
+
+
 def run(options: EvalOptions, *, progress: bool = True, source: str | None = None) -> RunResult:
     """Evaluate every task x sweep point of `options`; write images, per-image CSV and tables.
 
     Raises `UserError`s (uir.common.errors) with messages meant for the user.
     """
     evaluation, tasks, sizes = prepare(options)
-    folder = RunFolder.choose(options.results_root, options.name, overwrite=options.overwrite, resume=options.resume)
-    folder.prepare(options.to_dict())
+    folder = RunFolder.claim(options.results_root, options.name, overwrite=options.overwrite, resume=options.resume)
+    try:
+        return _run_in(folder, evaluation, tasks, sizes, progress, source)
+    finally:
+        folder.release()
+
+
+def _run_in(folder: RunFolder, evaluation: Evaluation, tasks: list[TaskData], sizes: dict[str, list[Size]],
+            progress: bool, source: str | None) -> RunResult:
+    options = evaluation.options
     device = evaluation.restorer.device
-    with folder.running(device=str(device)), log_to_file(folder.path / LOG_FILE, ("uir", FILE_LOGGER)):
+    stamp, entries = _open_record(folder, options)
+    with folder.running(device=str(device), fingerprint=stamp), log_to_file(folder.path / LOG_FILE, ("uir", FILE_LOGGER)):
         logger.info("run folder: %s (%s)", folder.path, folder.mode)
         _describe(evaluation, tasks, source)
         skipped = 0
-        with ResultSink(folder.path, resume=folder.resuming, suffix=options.suffix,
-                        save_images=options.save_images) as sink:
+        with ResultSink(folder.path, resume=folder.resuming, suffix=options.suffix, save_images=options.save_images,
+                        on_first_result=folder.first_result) as sink:
             try:
                 with torch.no_grad():
                     for task in tasks:
@@ -237,13 +266,18 @@ def run(options: EvalOptions, *, progress: bool = True, source: str | None = Non
                              "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed ({type(exc).__name__}: {exc})",
                              sink.processed)
                 raise
-        points = [(t.name, *p.key, sampler_settings(p.entry.sampler, p.config)) for t in tasks for p in evaluation.points]
+        folder.first_result()
+        points = [{"task": t.name, "sampler": e.sampler, "label": e.name, "nfe": e.nfe,
+                   **sampler_settings(e.sampler, options.sampler_config(e))} for t in tasks for e in entries]
         table = summarize(sink.rows(), points)
         meta = {"name": options.name, "run_dir": str(folder.path), "device": describe_device(device),
                 "crop_border": options.effective_crop_border, "seed": options.seed,
                 "precision": options.runtime.precision, "batch_size": evaluation.batch_size, "options": source}
         paths = write_tables(folder.path, table, meta=meta)
+        if sink.failures:
+            logger.error("%d restoration(s) gave no result (non-finite output); the table counts them as failed",
+                         len(sink.failures))
         paths.update(per_image=sink.per_image.path, options=folder.path / OPTIONS_FILE, log=folder.path / LOG_FILE)
         file_logger.info("results:\n%s", to_markdown(table))
         logger.info("results: %s (.md, .json); per image: %s", paths["csv"], paths["per_image"])
-    return RunResult(folder.path, table, paths, str(device), sink.processed, skipped)
+    return RunResult(folder.path, table, paths, str(device), sink.processed, skipped, sink.failures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ from typing import Any
 import numpy as np
 
 from uir.evaluation.sweep import SweepPoint
-from uir.evaluation.run_folder import PerImageLog
+from uir.evaluation.resume import PerImageLog
 from uir.evaluation.tasks import TaskData
 from uir.evaluation.writer import ImageWriter
 
+logger = logging.getLogger(__name__)
 # Per-image lines go to the run's log file only (the console shows the progress bar).
 FILE_LOGGER = "uir.evaluation.file"
 file_logger = logging.getLogger(FILE_LOGGER)
@@ -31,18 +33,22 @@ class Restored:
     seconds: float  # sampling time per image
     model_calls: int
     seeds: list[int]
+    errors: dict[int, str]  # position in `images` -> why that image is not a result (non-finite)
 
 
 class ResultSink:
     """Use as a context manager: leaving it waits for every queued PNG and closes the CSV."""
 
-    def __init__(self, run_dir: Path, *, resume: bool, suffix: str | None, save_images: bool):
+    def __init__(self, run_dir: Path, *, resume: bool, suffix: str | None, save_images: bool,
+                 on_first_result: Callable[[], None] | None = None):
         self.run_dir = run_dir
+        self.on_first_result = on_first_result
         self.suffix = suffix or ""
         self.save_images = save_images
         self.per_image = PerImageLog(run_dir, resume=resume)
         self.writer = ImageWriter()
         self.processed = 0
+        self.failures: list[str] = []  # one line per image that produced no result
         self._lock = threading.Lock()
 
     def __enter__(self) -> "ResultSink":
@@ -54,8 +60,14 @@ class ResultSink:
         finally:
             self.per_image.close()
 
+    def _done(self, row: dict[str, Any]) -> None:
+        self.per_image.append(row)
+        if self.on_first_result is not None:
+            self.on_first_result, first = None, self.on_first_result
+            first()
+
     def done(self) -> set[tuple[str, str, int, str]]:
-        """(task, sampler, nfe, image) of every restoration on record (earlier sessions' included)."""
+        """(task, label, nfe, image) of every restoration on record (earlier sessions' included)."""
         return self.per_image.done()
 
     def rows(self) -> list[dict[str, Any]]:
@@ -66,23 +78,31 @@ class ResultSink:
         self.writer.wait_idle()
 
     def record(self, task: TaskData, point: SweepPoint, indices: list[int], restored: Restored) -> None:
-        """Queue the PNGs; each image's per-image CSV row is written once its PNG is on disk."""
-        sampler, nfe = point.key
+        """Queue the PNGs; each image's per-image CSV row is written once its PNG is on disk. An
+        image with an error gets a row that says so, and no PNG and no metric."""
+        label, nfe = point.key
+        sampler = point.entry.sampler
         for j, index in enumerate(indices):
             pair = task.pairs[index]
             output = Path(task.name) / point.folder / f"{pair.name}{self.suffix}.png"
-            row = {
-                "task": task.name, "sampler": sampler, "nfe": nfe, "image": pair.name,
-                "output": output.as_posix() if self.save_images else "",
-                **{metric: values[j] for metric, values in restored.metrics.items()},
-                "seconds": restored.seconds, "model_calls": restored.model_calls, "seed": restored.seeds[j],
-                "batch_size": len(indices),
-            }
+            row = {"task": task.name, "sampler": sampler, "label": label, "nfe": nfe, "image": pair.name,
+                   "seconds": restored.seconds, "model_calls": restored.model_calls, "seed": restored.seeds[j],
+                   "batch_size": len(indices)}
+            error = restored.errors.get(j)
+            if error is not None:
+                line = f"{task.name}/{pair.name} {label} nfe {nfe}: {error}: no PNG, no metric"
+                logger.error(line)
+                with self._lock:
+                    self.failures.append(line)
+                self.per_image.append({**row, "output": "", "error": error})
+                continue
+            row.update({"output": output.as_posix() if self.save_images else "",
+                        **{metric: values[j] for metric, values in restored.metrics.items()}})
             file_logger.info("%s %s: %s", task.name, point.folder, " ".join(
                 [pair.name] + [f"{m}={row[m]:.6f}" for m in restored.metrics] + [f"sec={restored.seconds:.4f}"]))
             if self.save_images:
-                self.writer.submit(self.run_dir / output, restored.images[j], then=lambda row=row: self.per_image.append(row))
+                self.writer.submit(self.run_dir / output, restored.images[j], then=lambda row=row: self._done(row))
             else:
-                self.per_image.append(row)
+                self._done(row)
         with self._lock:
             self.processed += len(indices)

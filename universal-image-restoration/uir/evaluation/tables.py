@@ -19,13 +19,13 @@ from uir.samplers.config import SamplerConfig
 
 METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
 PER_IMAGE_COLUMNS = (
-    "task", "sampler", "nfe", "image", "output", *METRICS, "seconds", "model_calls", "seed", "batch_size",
+    "task", "sampler", "label", "nfe", "image", "output", *METRICS, "seconds", "model_calls", "seed", "batch_size", "error",
 )
 SETTINGS_COLUMNS = ("solver", "order", "parameterization", "fit_target", "schedule")
 TABLE_COLUMNS = (
-    "task", "sampler", "nfe", *SETTINGS_COLUMNS, *METRICS, "sec_per_image", "model_calls", "images",
+    "task", "sampler", "label", "nfe", *SETTINGS_COLUMNS, *METRICS, "sec_per_image", "model_calls", "images", "failed",
 )
-_INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images"}
+_INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images", "failed"}
 _FLOAT_COLUMNS = {*METRICS, "seconds", "sec_per_image"}
 _MARKDOWN_DIGITS = {"psnr": 4, "ssim": 4, "psnr_y": 4, "ssim_y": 4, "lpips": 4, "sec_per_image": 4}
 
@@ -62,10 +62,17 @@ def _parse_cell(column: str, text: str) -> Any:
     return text
 
 
+def parse_row(row: Mapping[str, str | None]) -> dict[str, Any]:
+    """A CSV row read back: numbers parsed exactly; a row with too few cells is an error."""
+    if None in row.values() or None in row:
+        raise ValueError("the row has a different number of cells than the header")
+    return {k: _parse_cell(k, v) for k, v in row.items()}
+
+
 def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a per-image or results CSV written here, with numbers parsed back exactly."""
     with open(path, newline="", encoding="utf-8") as f:
-        return [{k: _parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [parse_row(row) for row in csv.DictReader(f)]
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
@@ -84,24 +91,33 @@ def _mean(values: list[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
 
-def summarize(
-    rows: Iterable[Mapping[str, Any]],
-    points: Sequence[tuple[str, str, int, Mapping[str, Any]]],
-) -> list[dict[str, Any]]:
-    """The results table: for each `(task, sampler, nfe, settings)` point, the means of its per-image rows."""
+def point_key(row: Mapping[str, Any]) -> tuple[str, str, int]:
+    """(task, label, nfe): what identifies a sweep point's rows (the label defaults to the sampler)."""
+    return row["task"], row.get("label") or row["sampler"], int(row["nfe"])
+
+
+def summarize(rows: Iterable[Mapping[str, Any]], points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The results table: for each point (task, sampler, label, nfe and its settings columns), the
+    means of its per-image rows; `images` counts the restored images, `failed` those whose output
+    was not finite (they have no metric)."""
     by_point: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
+    failed: dict[tuple[str, str, int], int] = {}
     for row in rows:
-        by_point.setdefault((row["task"], row["sampler"], int(row["nfe"])), []).append(row)
+        if row.get("error"):
+            failed[point_key(row)] = failed.get(point_key(row), 0) + 1
+        else:
+            by_point.setdefault(point_key(row), []).append(row)
     table = []
-    for task, sampler, nfe, settings in points:
-        group = by_point.get((task, sampler, nfe), [])
-        out: dict[str, Any] = {"task": task, "sampler": sampler, "nfe": nfe, **settings}
+    for point in points:
+        group = by_point.get(point_key(point), [])
+        out: dict[str, Any] = {c: point.get(c) for c in ("task", "sampler", "label", "nfe", *SETTINGS_COLUMNS)}
         for metric in METRICS:
             out[metric] = _mean([r[metric] for r in group if r.get(metric) is not None])
         out["sec_per_image"] = _mean([r["seconds"] for r in group if r.get("seconds") is not None])
         calls = {r["model_calls"] for r in group if r.get("model_calls") is not None}
         out["model_calls"] = calls.pop() if len(calls) == 1 else None
         out["images"] = len(group)
+        out["failed"] = failed.get(point_key(point), 0)
         table.append(out)
     return table
 

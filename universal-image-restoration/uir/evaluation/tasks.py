@@ -63,7 +63,9 @@ def resolve_tasks(options: EvalOptions) -> list[TaskData]:
     if options.data_root is not None:
         root = Path(options.data_root)
         if not root.is_dir():
-            raise DatarootNotFoundError(f"data_root (--data-root): {root} does not exist")
+            what = "is a file, not a folder" if root.exists() else "does not exist"
+            raise DatarootNotFoundError(f"data_root (--data-root): {root} {what}; it must hold one <task>/{{LQ,GT}} "
+                                        f"folder per task")
         if options.tasks:
             return [_task_under_root(root, name, "tasks (--dataset)", options.max_images) for name in options.tasks]
         present = [name for name in options.distortion if (root / name).is_dir()]

@@ -40,7 +40,11 @@ def network_arguments(which_model_G: str, setting: Mapping[str, Any] | None) -> 
             f"network_G.setting: missing {', '.join(absent)} for {which_model_G}; "
             f"required keys: {', '.join(required)}"
         )
-    return {p.name: setting.get(p.name, p.default) for p in parameters}
+    arguments = {p.name: setting.get(p.name, p.default) for p in parameters}
+    check = getattr(_network_class(which_model_G), "check_setting", None)
+    if check is not None:
+        check("network_G.setting", **arguments)
+    return arguments
 
 
 def build_network(which_model_G: str, setting: Mapping[str, Any] | None) -> nn.Module:

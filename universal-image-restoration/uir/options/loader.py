@@ -43,17 +43,46 @@ FLAG_KEYS = {
 _NEGATED = {"no_metrics", "no_lpips"}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}: first on line {seen[key]}, again on line {line}",
+                    key_node.start_mark)
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
+def _what_is(path: str) -> str:
+    """How a path that is not a regular file should be described."""
+    if not os.path.lexists(path):
+        return "does not exist"
+    if os.path.isdir(path):
+        return "is a directory"
+    return "is not a regular file (a device, pipe or socket)"
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """The raw mapping of an options file (safe YAML); errors name the file."""
+    """The raw mapping of an options file (safe YAML, keys unique); errors name the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        problem = "is a directory" if os.path.isdir(path) else "does not exist"
-        raise OptionsError(f"-opt: options file {path} {problem}")
+        raise OptionsError(f"-opt: options file {path} {_what_is(path)}")
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except UnicodeDecodeError as exc:
+        raise OptionsError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                           f"save the options file as UTF-8") from exc
+    except OSError as exc:
+        raise OptionsError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise OptionsError(f"{path}: not valid YAML: {exc}") from exc
+        raise OptionsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if raw is None:
         raise OptionsError(f"{path}: the options file is empty")
     if not isinstance(raw, dict):

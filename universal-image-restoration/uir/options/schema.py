@@ -28,6 +28,8 @@ DACLIP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DATASET_MODES = ("LQGT", "LQ")
 MODELS = ("denoising",)
 DEFAULT_DACLIP_CONFIG = "ViT-B-32"
+# Image i of a task is seeded with seed + i, and torch's generators take seeds below 2^64.
+MAX_SEED = 2**63 - 1
 # The reference's ten tasks (DA-CLIP's degradation types), in its order.
 REFERENCE_TASKS = (
     "motion-blurry", "hazy", "jpeg-compressed", "low-light", "noisy",
@@ -234,10 +236,10 @@ class EvalOptions(Block):
     crop_border: int | None = option(None, check=optional(integer(minimum=0)),
                                      help="pixels cropped at each border for PSNR/SSIM (unset: degradation.scale)")
     # -- the run (ours) --
-    seed: int = option(0, check=integer(minimum=0), help="image i of a task uses seed + i")
+    seed: int = option(0, check=integer(minimum=0, maximum=MAX_SEED), help="image i of a task uses seed + i")
     runtime: RuntimeSettings = option(block=RuntimeSettings, flatten=True)
     batch_size: int | str = option(1, check=_batch_size, help="images per batch (same size only), or auto")
-    num_workers: int = option(2, check=integer(minimum=0), help="data loading worker processes")
+    num_workers: int = option(2, check=integer(minimum=0, maximum=256), help="data loading worker processes")
     metrics: bool = option(True, check=boolean, help="compute PSNR/SSIM/LPIPS against GT")
     lpips: bool = option(True, check=boolean, help="compute LPIPS (needs AlexNet's weights)")
     data_root: str | None = option(None, check=file_path, help="folder holding <task>/{LQ,GT}")

@@ -11,6 +11,7 @@ from uir.sde.predictions import FIT_TARGETS
 SOLVER_TYPES = ("ode", "sde")
 PARAMETERIZATIONS = ("data", "noise")
 TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "linear-lambda")
+MAX_STEPS = 100_000  # more steps than this would allocate gigabytes of time grid, and gain nothing
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class SamplerConfig(Block):
 
     section = "sampler"
 
-    num_sample_steps: int = option(20, check=integer(minimum=1), help="steps (NFE for one-call-per-step samplers)")
+    num_sample_steps: int = option(20, check=integer(minimum=1, maximum=MAX_STEPS), help="steps (NFE for one-call-per-step samplers)")
     solver_type: str = option("ode", check=choice(SOLVER_TYPES), help="MR Sampler / Heun: ode or sde")
     parameterization: str = option("data", check=choice(PARAMETERIZATIONS),
                                    help="MR Sampler: what the solver integrates, data or noise prediction")

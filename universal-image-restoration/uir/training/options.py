@@ -22,10 +22,12 @@ from uir.common.checks import (
     boolean, check_int, choice, device_name, file_path, integer, names, number, optional,
 )
 from uir.common.declared import Block, option, read
+from uir.data.demo import MAX_SIZE
 from uir.options.loader import load_with
 from uir.options.schema import NetworkOptions
 from uir.samplers.config import SamplerConfig
-from uir.samplers.registry import SAMPLERS
+from uir.samplers.registry import SAMPLERS, build_sampler
+from uir.sde.irsde import IRSDE
 from uir.sde.predictions import FIT_TARGETS
 from uir.sde.settings import IRSDESettings
 from uir.training.init import NETWORK_INITS
@@ -73,10 +75,10 @@ class DemoDataSettings(Block):
     the data root when it does not exist."""
 
     seed: int = option(0, check=integer(minimum=0))
-    test_size: int = option(128, check=integer(minimum=0))
+    test_size: int = option(128, check=integer(minimum=16, maximum=MAX_SIZE))
     n_test_per_task: int = option(3, check=integer(minimum=0))
     n_train_per_task: int = option(48, check=integer(minimum=0))
-    train_size: int = option(128, check=integer(minimum=0))
+    train_size: int = option(128, check=integer(minimum=16, maximum=MAX_SIZE))
     train_dark_fraction: float = option(0.0, check=number(0, 1), help="share of GT crops darkened (not low-light's)")
     workers: int = option(1, check=integer(minimum=1), help="processes that write the set (the same files for any number)")
 
@@ -193,6 +195,10 @@ class TrainOptions(Block):
                 f"datasets.val.sampler_options.fit_target: {given!r} differs from fit_target {self.fit_target!r}; "
                 f"the validation sampler must read the network as it is trained (leave the key out)"
             )
+        try:  # build the validation sampler now, so that a bad one fails before training starts
+            build_sampler(self.datasets.val.sampler, IRSDE.from_settings(self.sde), self.val_sampler)
+        except ValueError as exc:
+            raise ValueError(f"datasets.val ({self.datasets.val.sampler}, sampler_options): {exc}") from exc
 
     @property
     def experiment_dir(self) -> str:

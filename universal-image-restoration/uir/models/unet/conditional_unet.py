@@ -62,6 +62,29 @@ class ConditionalUNet(nn.Module):
             needs the defaults.
     """
 
+    @staticmethod
+    def check_setting(where: str, *, in_nc, out_nc, nf, ch_mult, context_dim, use_degra_context, use_image_context,
+                      upscale, linear_attn_heads, linear_attn_dim_head) -> dict:
+        """The constructor's arguments checked (errors name `where`.key) and normalised; the options
+        reader calls it too, so a bad `network_G.setting` value fails before anything is built."""
+        nf = check_int(f"{where}.nf", nf, minimum=4)
+        if nf % 2:
+            raise ValueError(f"{where}.nf: must be even (the time embedding has nf sin/cos channels), got {nf}")
+        if isinstance(ch_mult, (str, bytes)) or not isinstance(ch_mult, Sequence) or not ch_mult:
+            raise ValueError(f"{where}.ch_mult: expected a non-empty list of integers, got {ch_mult!r}")
+        if context_dim is not None:
+            context_dim = check_int(f"{where}.context_dim", context_dim)
+        if check_int(f"{where}.upscale", upscale) != 1:
+            raise ValueError(f"{where}.upscale: only 1 is supported (the reference ignores it), got {upscale}")
+        return dict(
+            in_nc=check_int(f"{where}.in_nc", in_nc, minimum=1), out_nc=check_int(f"{where}.out_nc", out_nc, minimum=1),
+            nf=nf, ch_mult=[check_int(f"{where}.ch_mult[{i}]", m, minimum=1) for i, m in enumerate(ch_mult)],
+            context_dim=context_dim, use_degra_context=check_bool(f"{where}.use_degra_context", use_degra_context),
+            use_image_context=check_bool(f"{where}.use_image_context", use_image_context), upscale=1,
+            linear_attn_heads=check_int(f"{where}.linear_attn_heads", linear_attn_heads, minimum=1),
+            linear_attn_dim_head=check_int(f"{where}.linear_attn_dim_head", linear_attn_dim_head, minimum=1),
+        )
+
     def __init__(
         self,
         in_nc: int,
@@ -76,23 +99,13 @@ class ConditionalUNet(nn.Module):
         linear_attn_dim_head: int = HEAD_CHANNELS,
     ):
         super().__init__()
-        name = type(self).__name__
-        in_nc = check_int(f"{name}.in_nc", in_nc, minimum=1)
-        out_nc = check_int(f"{name}.out_nc", out_nc, minimum=1)
-        nf = check_int(f"{name}.nf", nf, minimum=4)
-        if nf % 2:
-            raise ValueError(f"{name}.nf: must be even (the time embedding has nf sin/cos channels), got {nf}")
-        if isinstance(ch_mult, (str, bytes)) or not isinstance(ch_mult, Sequence) or not ch_mult:
-            raise ValueError(f"{name}.ch_mult: expected a non-empty list of integers, got {ch_mult!r}")
-        ch_mult = [check_int(f"{name}.ch_mult[{i}]", m, minimum=1) for i, m in enumerate(ch_mult)]
-        if context_dim is not None:
-            context_dim = check_int(f"{name}.context_dim", context_dim)
-        use_degra_context = check_bool(f"{name}.use_degra_context", use_degra_context)
-        use_image_context = check_bool(f"{name}.use_image_context", use_image_context)
-        if check_int(f"{name}.upscale", upscale) != 1:
-            raise ValueError(f"{name}.upscale: only 1 is supported (the reference ignores it), got {upscale}")
-        linear_heads = check_int(f"{name}.linear_attn_heads", linear_attn_heads, minimum=1)
-        linear_dim_head = check_int(f"{name}.linear_attn_dim_head", linear_attn_dim_head, minimum=1)
+        s = self.check_setting(type(self).__name__, in_nc=in_nc, out_nc=out_nc, nf=nf, ch_mult=ch_mult,
+                               context_dim=context_dim, use_degra_context=use_degra_context,
+                               use_image_context=use_image_context, upscale=upscale,
+                               linear_attn_heads=linear_attn_heads, linear_attn_dim_head=linear_attn_dim_head)
+        in_nc, out_nc, nf, ch_mult, context_dim = s["in_nc"], s["out_nc"], s["nf"], s["ch_mult"], s["context_dim"]
+        use_degra_context, use_image_context = s["use_degra_context"], s["use_image_context"]
+        linear_heads, linear_dim_head = s["linear_attn_heads"], s["linear_attn_dim_head"]
 
         has_context = context_dim is not None and context_dim > 0
         self.depth = len(ch_mult)

@@ -1,0 +1,157 @@
+"""What makes a run folder resumable, and its per-image record.
+
+- `fingerprint(options)`: everything that changes a number of a restored image or its metrics:
+  every option except those that only say where or how fast (listed in `NOT_FINGERPRINTED`),
+  plus the identity of each checkpoint file (size, modification time, SHA-256 of its first
+  and last MiB). A resumed run must have the same fingerprint; the differences are listed.
+- `PerImageLog`: `per_image.csv`, appended (thread-safe, flushed) as images finish. On resume
+  it keeps the rows whose PNG is on disk, drops rows of images that failed (they run again),
+  and drops a last line cut short (power loss, full disk) with a warning.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from uir.common.errors import RunFolderError
+from uir.evaluation.tables import PER_IMAGE_COLUMNS, append_csv_row, parse_row, write_csv
+from uir.options.schema import EvalOptions, SweepEntry, parse_options
+
+logger = logging.getLogger(__name__)
+
+PER_IMAGE_FILE = "per_image.csv"
+# Options that change no number of a restored image: where the run goes, how it is batched and
+# loaded, which sweep points and how many images it covers (a resumed run may add those), and
+# the device (a run started on one machine may finish on another).
+NOT_FINGERPRINTED = ("name", "results_root", "overwrite", "resume", "batch_size", "num_workers", "max_images",
+                     "sweep", "device", "gpu_ids")
+CHECKPOINT_KEYS = ("pretrain_model_G", "daclip")
+HASHED_BYTES = 1 << 20
+
+
+def file_identity(path: str | None) -> dict[str, Any] | None:
+    """size, modification time and the SHA-256 of the first and last MiB of a file (None: unset)."""
+    if path is None:
+        return None
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return {"missing": str(file)}
+    stat = file.stat()
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        digest.update(f.read(HASHED_BYTES))
+        if stat.st_size > HASHED_BYTES:
+            f.seek(max(HASHED_BYTES, stat.st_size - HASHED_BYTES))
+            digest.update(f.read(HASHED_BYTES))
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256_head_tail": digest.hexdigest()}
+
+
+def fingerprint(options: EvalOptions) -> dict[str, Any]:
+    """The number-changing settings of a run, flattened to dotted keys."""
+    resolved = {k: v for k, v in options.to_dict().items() if k not in NOT_FINGERPRINTED}
+    resolved["sampler"] = {k: v for k, v in resolved["sampler"].items() if k != "num_sample_steps"}
+    resolved["checkpoints"] = {k: file_identity(getattr(options.path, k)) for k in CHECKPOINT_KEYS}
+    return _flatten(resolved)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def check_fingerprint(folder: Path, saved: Mapping[str, Any] | None, now: Mapping[str, Any]) -> None:
+    """Raise RunFolderError listing every difference between the saved and the current fingerprint."""
+    if saved is None:
+        raise RunFolderError(f"resume: {folder} records no settings fingerprint (it was made by an older version or "
+                             f"never started); start a new run instead")
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if differ:
+        details = "; ".join(f"{k}: {saved.get(k)!r} then, {now.get(k)!r} now" for k in differ)
+        raise RunFolderError(
+            f"resume: {folder} was made with other settings ({details}); its results would not be "
+            f"comparable. Start a new run (drop --resume) or restore those settings."
+        )
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    """The complete rows of a per-image CSV; a last line cut short is dropped with a warning."""
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        cut = text[text.rfind("\n") + 1:]
+        logger.warning("%s: its last line was cut short (%r); that image runs again", path, cut[:80])
+        text = text[: len(text) - len(cut)]
+    rows = []
+    for number, row in enumerate(csv.DictReader(text.splitlines()), start=2):
+        try:
+            rows.append(parse_row(row))
+        except (TypeError, ValueError) as exc:
+            logger.warning("%s: line %d is damaged (%s); that image runs again", path, number, exc)
+    return rows
+
+
+class PerImageLog:
+    def __init__(self, folder: Path, *, resume: bool):
+        self.folder = folder
+        self.path = folder / PER_IMAGE_FILE
+        rows = _read_rows(self.path) if resume and self.path.is_file() else []
+        self.rows = [r for r in rows if not r.get("error") and (not r.get("output") or (folder / r["output"]).is_file())]
+        write_csv(self.path, self.rows, PER_IMAGE_COLUMNS)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", newline="", encoding="utf-8")
+
+    def done(self) -> set[tuple[str, str, int, str]]:
+        """(task, label, nfe, image) of every restoration on record."""
+        with self._lock:
+            return {(r["task"], r.get("label") or r["sampler"], int(r["nfe"]), r["image"]) for r in self.rows}
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        with self._lock:
+            self.rows.append(dict(row))
+            append_csv_row(self._file, row, PER_IMAGE_COLUMNS)
+            self._file.flush()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.rows)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def recorded_entries(saved_options: Mapping[str, Any] | None) -> tuple[SweepEntry, ...]:
+    """The sweep points a run folder's saved options list (none when they cannot be read)."""
+    if not saved_options:
+        return ()
+    try:
+        return parse_options(saved_options).runs
+    except ValueError:
+        return ()
+
+
+def merged_entries(earlier: tuple[SweepEntry, ...], now: tuple[SweepEntry, ...]) -> tuple[SweepEntry, ...]:
+    """The points a resumed run folder holds: the earlier sessions' first, then the new ones."""
+    folders = {e.folder for e in earlier}
+    return earlier + tuple(e for e in now if e.folder not in folders)
+
+
+def as_runs(entries: tuple[SweepEntry, ...]) -> dict[str, Any]:
+    """A `sweep:` block listing `entries` one by one (what a resumed folder's options.yml says)."""
+    runs = []
+    for e in entries:
+        run: dict[str, Any] = {"sampler": e.sampler, "nfe": e.nfe}
+        if e.label:
+            run["label"] = e.label
+        if e.overrides:
+            run["set"] = dict(e.overrides)
+        runs.append(run)
+    return {"samplers": None, "nfe": None, "runs": runs}
