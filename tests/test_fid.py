@@ -148,6 +148,8 @@ def test_fid_features_combine_across_sessions(tmp_path):
     assert loaded.images == 7 and np.array_equal(loaded.sigma, stats.sigma)
     with np.load(tmp_path / "stats.npz") as f:  # pytorch-fid reads the same file
         assert np.array_equal(f["mu"], stats.mu)
+    np.savez(tmp_path / "pytorch_fid.npz", mu=stats.mu, sigma=stats.sigma)  # python -m pytorch_fid --save-stats
+    assert FidStatistics.load(tmp_path / "pytorch_fid.npz").images is None  # unknown, not "too few"
 
 
 def test_fid_of_fewer_than_two_images_is_empty_not_hung():

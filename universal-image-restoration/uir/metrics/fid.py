@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision.transforms as TF
+from PIL import Image
 from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS, ImagePathDataset, calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
@@ -141,28 +142,29 @@ class FidInception:
         return self.features01(images.to(self.device).to(torch.float32).div(255))
 
     def features_of_files(self, files: Sequence[str | os.PathLike], batch_size: int = 16) -> np.ndarray:
-        """pool3 features of image files read as pytorch-fid reads them, equal sizes batched;
-        rows in the order of `files`."""
+        """pool3 features of image files read as pytorch-fid reads them, equal sizes batched
+        (at most `batch_size` images in memory); rows in the order of `files`."""
         dataset = ImagePathDataset([str(f) for f in files], transforms=TF.ToTensor())
-        images = [dataset[i] for i in range(len(dataset))]
-        rows = np.empty((len(images), FID_DIMS), dtype=np.float32)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, image in enumerate(images):
-            by_size.setdefault(tuple(image.shape), []).append(i)
+        rows = np.empty((len(dataset), FID_DIMS), dtype=np.float32)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, path in enumerate(dataset.files):
+            with Image.open(path) as image:  # reads the header only
+                by_size.setdefault(image.size, []).append(i)
         for indices in by_size.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start:start + batch_size]
-                rows[chunk] = self.features01(torch.stack([images[i] for i in chunk]))
+                rows[chunk] = self.features01(torch.stack([dataset[i] for i in chunk]))
         return rows
 
 
 @dataclass(frozen=True)
 class FidStatistics:
-    """Mean and covariance of pool3 features (pytorch-fid's ``mu``, ``sigma``) and the image count."""
+    """Mean and covariance of pool3 features (pytorch-fid's ``mu``, ``sigma``) and the image count
+    (None when unknown: a statistics file written by pytorch-fid itself)."""
 
     mu: np.ndarray
     sigma: np.ndarray
-    images: int
+    images: int | None
 
     @classmethod
     def from_features(cls, features: np.ndarray) -> "FidStatistics":
@@ -180,7 +182,7 @@ class FidStatistics:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "FidStatistics":
         with np.load(path) as f:
-            return cls(f["mu"][:], f["sigma"][:], int(f["images"]) if "images" in f else -1)
+            return cls(f["mu"][:], f["sigma"][:], int(f["images"]) if "images" in f else None)
 
 
 class FidFeatures:
@@ -229,14 +231,14 @@ class FidScore:
     (e.g. the 1e-6 diagonal offset taken for singular covariances)."""
 
     value: float | None
-    images: int
-    gt_images: int
+    images: int | None
+    gt_images: int | None
     note: str | None = None
 
 
 def frechet_distance(restored: FidStatistics, gt: FidStatistics) -> FidScore:
     """pytorch-fid's ``calculate_frechet_distance(mu1, sigma1, mu2, sigma2)`` of the two sets."""
-    if restored.images < MIN_IMAGES or gt.images < MIN_IMAGES:
+    if any(n is not None and n < MIN_IMAGES for n in (restored.images, gt.images)):
         note = (f"FID needs at least {MIN_IMAGES} images per set (got {restored.images} restored, "
                 f"{gt.images} GT): the covariance of one image is undefined")
         return FidScore(None, restored.images, gt.images, note)
