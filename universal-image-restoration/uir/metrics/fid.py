@@ -15,10 +15,12 @@ batched by size, on the run's device, so no second pass over the disk is needed.
 - `FidStatistics`, `frechet_distance`: mean/covariance and the distance (`FidScore`).
 - `FidAccumulator`: restored features per sweep point and GT statistics once per task.
 
-With fewer images than 2048 the covariances are singular; pytorch-fid then retries with 1e-6
-added to their diagonals, and so does this (it calls the same function); `FidScore.note` says so
-and `FidScore.images` counts the images used. With fewer than 2 images the covariance is
-undefined (pytorch-fid does not finish); the score is None.
+With fewer images than 2048 the covariances are singular. pytorch-fid's function then takes
+the matrix square root of their product anyway, retries with 1e-6 added to both diagonals when
+that is not finite, and raises when it has a large imaginary part; this module calls that same
+function, keeps its printed retry note in `FidScore.note`, turns the raise into an empty score
+with a note, and counts the images used in `FidScore.images`. With fewer than 2 images the
+covariance is undefined (pytorch-fid's square root then never finishes); the score is empty.
 """
 from __future__ import annotations
 
