@@ -7,6 +7,7 @@ test that needs it: it is never skipped.
 from __future__ import annotations
 
 import os
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,16 @@ def golden():
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_downloads():
+    """Tests never download: every torch hub download (LPIPS' AlexNet, FID's Inception) fails as
+    on a machine without network, also in module-scoped fixtures that run a pipeline."""
+
+    def offline(url, dst, *args, **kwargs):
+        raise urllib.error.URLError(f"no network in the tests ({url})")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.hub, "download_url_to_file", offline)
+        yield

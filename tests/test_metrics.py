@@ -1,10 +1,9 @@
-"""PSNR / SSIM (numpy reference and batched torch) against the reference goldens, and LPIPS
-loading. Goldens: metrics_golden.pt, `pairs` of uint8 RGB images with the reference's
+"""PSNR / SSIM (numpy reference and batched torch) against the reference goldens
+(LPIPS: test_lpips.py). Goldens: metrics_golden.pt, `pairs` of uint8 RGB images with the reference's
 metrics for every `crop<N>` entry."""
 from __future__ import annotations
 
 import math
-import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -12,10 +11,7 @@ import pytest
 import torch
 
 from uir.metrics import (
-    ALEXNET_WEIGHTS_FILE,
     METRIC_NAMES,
-    LpipsMetric,
-    LpipsUnavailable,
     batch_image_metrics,
     batch_rgb_to_y,
     crop_border,
@@ -28,7 +24,6 @@ from uir.metrics import (
     ssim,
     ssim_y,
     to_uint8,
-    unavailable_reason,
 )
 
 # Contract for the torch implementation (the reference numbers are float64).
@@ -231,61 +226,3 @@ def test_bad_inputs_are_reported():
         batch_image_metrics(tgt[0], tgt[0], 4)
     with pytest.raises(ValueError, match="SSIM needs at least 11x11"):
         batch_image_metrics(tgt, tgt, 16)
-
-
-# --------------------------------------------------------------------------- LPIPS
-
-
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch):
-    """An empty TORCH_HOME; the hub cache is <tmp>/hub/checkpoints."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # undo any torch.hub.set_dir
-    return tmp_path
-
-
-def test_lpips_unavailable_names_the_missing_file(torch_home):
-    expected_path = torch_home / "hub" / "checkpoints" / ALEXNET_WEIGHTS_FILE
-    reason = unavailable_reason()
-    assert reason is not None and str(expected_path) in reason
-    assert LpipsMetric.create("cpu") is None
-    with pytest.raises(LpipsUnavailable, match=str(expected_path)):
-        LpipsMetric.load("cpu")
-
-
-def test_lpips_unreadable_cached_file_raises(torch_home):
-    path = torch_home / "hub" / "checkpoints" / ALEXNET_WEIGHTS_FILE
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"not a checkpoint")
-    assert unavailable_reason() is None
-    with pytest.raises(LpipsUnavailable, match="cannot read AlexNet weights"):
-        LpipsMetric.create("cpu")
-
-
-def test_lpips_plumbing_loads_cached_backbone_random_weights(torch_home):
-    """Plumbing, not a number: a random AlexNet trunk saved where torchvision caches it is
-    loaded, and the result equals the lpips package's own network holding that trunk."""
-    import lpips
-
-    torch.manual_seed(0)
-    with warnings.catch_warnings():  # lpips passes torchvision's deprecated pretrained= flag
-        warnings.simplefilter("ignore", UserWarning)
-        package_net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)  # random trunk
-    features = {}
-    for key, value in package_net.net.state_dict().items():  # slice<k>.<i>.<p> -> features.<i>.<p>
-        _, index, param = key.split(".")
-        features[f"features.{index}.{param}"] = value.clone()
-    path = torch_home / "hub" / "checkpoints" / ALEXNET_WEIGHTS_FILE
-    path.parent.mkdir(parents=True)
-    torch.save(features, path)
-
-    metric = LpipsMetric.create("cpu")
-    assert metric is not None
-    out01, gt01 = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
-    value = metric(out01, gt01)
-    assert value.shape == (2,)
-    with torch.no_grad():
-        expected = package_net(gt01 * 2 - 1, out01 * 2 - 1).reshape(-1)
-    torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
-    assert torch.all(value > 0)
-    assert torch.equal(metric(gt01, gt01), torch.zeros(2))

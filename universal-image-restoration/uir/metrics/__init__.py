@@ -2,13 +2,17 @@
 
 - `reference`: numpy/OpenCV, one uint8 RGB ``[H, W, 3]`` pair at a time; the definition.
 - `torch_metrics`: the same numbers for ``[B, 3, H, W]`` batches on any device.
-- `lpips_metric`: LPIPS (AlexNet) from locally cached weights only.
+- `lpips_metric`: LPIPS (AlexNet); its weights from a named file, the torch hub cache or a download.
+- `fid`: FID as pytorch-fid computes it (import `uir.metrics.fid` itself: it loads pytorch-fid).
+- `weights`: the metrics' downloadable weight files.
 """
 from .lpips_metric import (
     ALEXNET_WEIGHTS_FILE,
     LpipsMetric,
     LpipsUnavailable,
+    LpipsWeightsMissing,
     alexnet_weights_path,
+    lpips_input,
     unavailable_reason,
 )
 from .reference import (
@@ -37,6 +41,7 @@ __all__ = [
     "METRIC_NAMES",
     "LpipsMetric",
     "LpipsUnavailable",
+    "LpipsWeightsMissing",
     "alexnet_weights_path",
     "batch_image_metrics",
     "batch_psnr",
@@ -45,6 +50,7 @@ __all__ = [
     "crop_border",
     "gaussian_kernel_1d",
     "image_metrics",
+    "lpips_input",
     "psnr",
     "psnr_y",
     "quantize_to_uint8",

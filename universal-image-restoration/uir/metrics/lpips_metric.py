@@ -1,31 +1,46 @@
-"""LPIPS (AlexNet, v0.1) as the reference computes it, without any network access.
+"""LPIPS (AlexNet, v0.1) as the reference computes it.
 
 The reference calls ``lpips.LPIPS(net='alex')``, which asks torchvision for the ImageNet
 AlexNet weights (downloaded to ``<torch.hub.get_dir()>/checkpoints/alexnet-owt-7be5be79.pth``
 on first use) and reads the linear calibration layers shipped inside the ``lpips`` package.
 Here the network is built with a random trunk and then both weight files are loaded
-explicitly (``weights_only=True``): nothing is downloaded, and if the AlexNet file is not
-in the hub cache no metric is built at all, so LPIPS is never computed with a randomly
-initialised backbone.
+explicitly (``weights_only=True``): the AlexNet file comes from a named local file, the hub
+cache, or torchvision's download into it; when none of these works no metric is built at
+all, so LPIPS is never computed with a randomly initialised backbone.
+
+What LPIPS sees: the reference's ``tensor2img`` clamps the float output to [0, 1] in place
+before ``lpips_fn(GT * 2 - 1, SR_img * 2 - 1)`` reads it, so LPIPS sees the output clamped
+but not quantized (`lpips_input`); `LpipsMetric` applies that itself.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import torch
 
-ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
-ALEXNET_WEIGHTS_URL = f"https://download.pytorch.org/models/{ALEXNET_WEIGHTS_FILE}"
+from uir.metrics.weights import BadWeightsFile, HubWeights, WeightsNotFound, read_state_dict
+
 LPIPS_VERSION = "0.1"
+ALEXNET_WEIGHTS = HubWeights(
+    "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "AlexNet weights (LPIPS backbone)"
+)
+ALEXNET_WEIGHTS_FILE = ALEXNET_WEIGHTS.file_name
+ALEXNET_WEIGHTS_URL = ALEXNET_WEIGHTS.url
+
 
 class LpipsUnavailable(RuntimeError):
     """LPIPS cannot be built here (missing package or weight files, or a bad weight file)."""
 
 
+class LpipsWeightsMissing(LpipsUnavailable):
+    """AlexNet's weights are not cached, not named, and could not be downloaded."""
+
+
 def alexnet_weights_path() -> Path:
     """Where torchvision caches the AlexNet weights: ``<torch.hub.get_dir()>/checkpoints/...``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_WEIGHTS_FILE
+    return ALEXNET_WEIGHTS.cached_path()
 
 
 def _linear_weights_path() -> Path:
@@ -34,22 +49,22 @@ def _linear_weights_path() -> Path:
     return Path(lpips.__file__).resolve().parent / "weights" / f"v{LPIPS_VERSION}" / "alex.pth"
 
 
-def unavailable_reason() -> str | None:
-    """Why LPIPS cannot be built right now, or None when all its files are in place.
+def _package_missing(exc: ImportError) -> str:
+    return f"LPIPS unavailable: the 'lpips' package cannot be imported ({exc}); pip install lpips"
 
-    Only looks for files; it never touches the network.
+
+def unavailable_reason() -> str | None:
+    """Why LPIPS cannot be built from the files in place, or None when they all are.
+
+    Only looks for files; it never touches the network. When `LpipsMetric.create` returned
+    None (no cached AlexNet weights, and the download failed) this is the message to show.
     """
     try:
         linear_path = _linear_weights_path()
     except ImportError as exc:
-        return f"LPIPS unavailable: the 'lpips' package cannot be imported ({exc}); pip install lpips"
-    backbone_path = alexnet_weights_path()
-    if not backbone_path.is_file():
-        return (
-            f"LPIPS unavailable: the AlexNet backbone weights are not in the torch hub cache. "
-            f"Put {ALEXNET_WEIGHTS_FILE} (from {ALEXNET_WEIGHTS_URL}) at {backbone_path} "
-            f"(the folder is <torch.hub.get_dir()>/checkpoints; set TORCH_HOME to move it)."
-        )
+        return _package_missing(exc)
+    if not alexnet_weights_path().is_file():
+        return f"LPIPS unavailable: {ALEXNET_WEIGHTS.missing_message()}"
     if not linear_path.is_file():
         return (
             f"LPIPS unavailable: the lpips package's calibration weights {linear_path} are "
@@ -58,39 +73,60 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _load_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+def lpips_input(x: torch.Tensor) -> torch.Tensor:
+    """What the reference's LPIPS sees of a [0, 1] float image: clamped to [0, 1], not quantized.
+
+    (Its ``tensor2img`` clamps the sampler output in place before LPIPS reads it; `posterior`
+    and `sde` outputs can lie far outside [0, 1].)
+    """
+    return x.clamp(0.0, 1.0)
+
+
+def _alexnet_state(weights_file: str | os.PathLike | None) -> dict[str, torch.Tensor]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unreadable file is reported the same way
-        raise LpipsUnavailable(f"LPIPS unavailable: cannot read {what} {path}: {exc}") from exc
-    if not isinstance(state, dict):
-        raise LpipsUnavailable(
-            f"LPIPS unavailable: {what} {path} holds a {type(state).__name__}, not a state dict"
-        )
-    return state
+        return ALEXNET_WEIGHTS.state_dict(weights_file)
+    except WeightsNotFound as exc:
+        raise LpipsWeightsMissing(f"LPIPS unavailable: {exc}") from exc
+    except BadWeightsFile as exc:
+        raise LpipsUnavailable(f"LPIPS unavailable: {exc}") from exc
 
 
-def _trunk_state(alexnet_state: dict[str, torch.Tensor], trunk: torch.nn.Module) -> dict:
+def _trunk_state(alexnet_state: dict[str, torch.Tensor], trunk: torch.nn.Module, source: str) -> dict:
     """Map torchvision's ``features.<i>.<param>`` keys onto lpips' ``slice<k>.<i>.<param>``."""
     mapped = {}
     for key in trunk.state_dict():
         _slice, index, param = key.split(".")
-        source = f"features.{index}.{param}"
-        if source not in alexnet_state:
+        name = f"features.{index}.{param}"
+        if name not in alexnet_state:
             raise LpipsUnavailable(
-                f"LPIPS unavailable: {alexnet_weights_path()} has no '{source}'; it is not "
-                f"torchvision's AlexNet state dict ({ALEXNET_WEIGHTS_FILE})"
+                f"LPIPS unavailable: {source} has no '{name}'; it is not torchvision's AlexNet "
+                f"state dict ({ALEXNET_WEIGHTS_FILE})"
             )
-        mapped[key] = alexnet_state[source]
+        mapped[key] = alexnet_state[name]
     return mapped
 
 
-def _build_network() -> torch.nn.Module:
-    reason = unavailable_reason()
-    if reason is not None:
-        raise LpipsUnavailable(reason)
-    import lpips
+def _linear_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    linear_path = _linear_weights_path()
+    try:
+        linear_state = read_state_dict(linear_path, "LPIPS calibration weights")
+    except BadWeightsFile as exc:
+        raise LpipsUnavailable(f"LPIPS unavailable: {exc}; reinstall lpips") from exc
+    expected = {f"lin{i}.{k}" for i, lin in enumerate(net.lins) for k in lin.state_dict()}
+    if set(linear_state) != expected:
+        raise LpipsUnavailable(
+            f"LPIPS unavailable: {linear_path} holds keys {sorted(linear_state)}, "
+            f"expected {sorted(expected)}"
+        )
+    return linear_state
 
+
+def _build_network(weights_file: str | os.PathLike | None) -> torch.nn.Module:
+    try:
+        import lpips
+    except ImportError as exc:
+        raise LpipsUnavailable(_package_missing(exc)) from exc
+    alexnet_state = _alexnet_state(weights_file)
     with warnings.catch_warnings():
         # lpips passes torchvision's deprecated ``pretrained=`` flag; the trunk is random
         # here and is overwritten below.
@@ -99,15 +135,9 @@ def _build_network() -> torch.nn.Module:
         net = lpips.LPIPS(
             pretrained=False, net="alex", version=LPIPS_VERSION, pnet_rand=True, verbose=False
         )
-    trunk_state = _trunk_state(_load_state_dict(alexnet_weights_path(), "AlexNet weights"), net.net)
-    linear_path = _linear_weights_path()
-    linear_state = _load_state_dict(linear_path, "LPIPS calibration weights")
-    expected = {f"lin{i}.{k}" for i, lin in enumerate(net.lins) for k in lin.state_dict()}
-    if set(linear_state) != expected:
-        raise LpipsUnavailable(
-            f"LPIPS unavailable: {linear_path} holds keys {sorted(linear_state)}, "
-            f"expected {sorted(expected)}"
-        )
+    source = str(weights_file or alexnet_weights_path())
+    trunk_state = _trunk_state(alexnet_state, net.net, source)
+    linear_state = _linear_state(net)
     try:
         net.net.load_state_dict(trunk_state, strict=True)
         for i, lin in enumerate(net.lins):
@@ -129,27 +159,30 @@ class LpipsMetric:
         self.device = device
 
     @classmethod
-    def load(cls, device: torch.device | str) -> "LpipsMetric":
-        """Build it from the cached weight files; raises `LpipsUnavailable` if that fails."""
+    def load(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "LpipsMetric":
+        """Build it with AlexNet's weights from `weights_file`, the hub cache, or torchvision's
+        download into it; raises `LpipsUnavailable` (`LpipsWeightsMissing` when the weights are
+        missing and cannot be downloaded) if that fails."""
         device = torch.device(device)
-        return cls(_build_network().to(device), device)
+        return cls(_build_network(weights_file).to(device), device)
 
     @classmethod
-    def create(cls, device: torch.device | str) -> "LpipsMetric | None":
-        """Like `load`, but None when weight files are missing (see `unavailable_reason`).
-
-        A weight file that is present but unusable still raises `LpipsUnavailable`.
+    def create(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "LpipsMetric | None":
+        """Like `load`, but None when AlexNet's weights are missing and cannot be downloaded
+        (the message is `unavailable_reason()`). An unusable file still raises `LpipsUnavailable`.
         """
-        if unavailable_reason() is not None:
+        try:
+            return cls.load(device, weights_file)
+        except LpipsWeightsMissing:
             return None
-        return cls.load(device)
 
     @torch.no_grad()
     def __call__(self, out01: torch.Tensor, gt01: torch.Tensor) -> torch.Tensor:
         """Per-image LPIPS, float32 ``[B]`` on this metric's device.
 
-        ``out01``, ``gt01``: ``[B, 3, H, W]`` float images in [0, 1]. Like the reference,
-        they are mapped to [-1, 1] as given (not clamped, not quantized).
+        ``out01``: the sampler's float output ``[B, 3, H, W]``, any range; like the reference,
+        LPIPS sees it clamped to [0, 1] but not quantized (`lpips_input`). ``gt01``: the GT in
+        [0, 1]. Both are mapped to [-1, 1].
         """
         for name, x in (("out01", out01), ("gt01", gt01)):
             if x.dim() != 4 or x.shape[1] != 3:
@@ -160,14 +193,18 @@ class LpipsMetric:
                 f"{tuple(gt01.shape)}"
             )
         gt = gt01.to(self.device, torch.float32) * 2 - 1
-        out = out01.to(self.device, torch.float32) * 2 - 1
+        out = lpips_input(out01.to(self.device, torch.float32)) * 2 - 1
         return self.network(gt, out).reshape(-1)
 
 
 __all__ = [
+    "ALEXNET_WEIGHTS",
     "ALEXNET_WEIGHTS_FILE",
+    "ALEXNET_WEIGHTS_URL",
     "LpipsMetric",
     "LpipsUnavailable",
+    "LpipsWeightsMissing",
     "alexnet_weights_path",
+    "lpips_input",
     "unavailable_reason",
 ]

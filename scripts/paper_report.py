@@ -1,0 +1,54 @@
+"""The MR Sampler paper's Figure 2 and tables from finished test.py runs.
+
+    python scripts/paper_report.py RUN_DIR [RUN_DIR ...] [--out DIR] [--overwrite] [--no-paper]
+
+Reads each run folder's results.json (rows: task, sampler or label, NFE, metrics, seconds per
+image) and writes, into --out (default: paper_report[_N] beside the first run folder):
+- figure2_<task>.png: FID, LPIPS, PSNR and SSIM against NFE (log axis), one line per sampler
+  label, the paper's published curve of the same label dashed, the LQ input dotted;
+- paper_tables.md / paper_tables.csv: task x label x NFE, the paper's value beside ours where
+  it has one (uir/reporting/paper_values.yml, with its sources), seconds per image, image counts.
+Runs are combined; a later run's row replaces an earlier one's for the same (task, label, NFE).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from uir.evaluation.cli import report_user_error
+from uir.reporting import PAPER_VALUES_FILE, ReportError, default_report_dir, write_paper_report
+
+PROG = "paper_report.py"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="finished test.py run folders")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: paper_report[_N] beside the first run folder)")
+    parser.add_argument("--overwrite", action="store_true", help="replace report files already in --out")
+    parser.add_argument("--paper-values", type=Path, default=PAPER_VALUES_FILE,
+                        help="the paper's numbers (default: %(default)s)")
+    parser.add_argument("--no-paper", action="store_true",
+                        help="leave the paper's numbers out (runs of another network, e.g. the demo's)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        out = args.out or default_report_dir(args.run_dirs)
+        paper_values = None if args.no_paper else args.paper_values
+        files = write_paper_report(args.run_dirs, out, paper_values=paper_values, overwrite=args.overwrite)
+    except (ReportError, OSError) as exc:
+        return report_user_error(PROG, exc)
+    for note in files.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for path in files.all:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
