@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from uir.evaluation.cli import report_user_error
+from uir.common.cli import report_user_error
 from uir.reporting import PAPER_VALUES_FILE, ReportError, default_report_dir, write_paper_report
 
 PROG = "paper_report.py"
