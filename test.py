@@ -4,6 +4,8 @@
     python test.py -opt=options/mrsampler.yml --sampler mrsampler posterior --nfe 5 10 20 \
         --data-root /data/daclip-val --dataset low-light motion-blurry
 
+    torchrun --nproc_per_node=4 test.py -opt=options/mrsampler.yml   # the same run on 4 GPUs
+
 Every flag: `python test.py --help`. Outputs: see uir/evaluation/run_folder.py.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from uir.common.cli import report_user_error
 from uir.common.errors import UserError
 from uir.evaluation import run, to_markdown
+from uir.evaluation.distributed import RankFailure
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
 EXIT_INTERRUPTED = 130
@@ -43,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             result = run(options, source=args.opt)
     except UserError as exc:
         return report_user_error("test.py", exc)
+    except RankFailure as exc:  # torchrun: another rank failed, and says why itself
+        print(f"test.py: {exc}", file=sys.stderr)
+        return EXIT_IO_ERROR
     except KeyboardInterrupt:
         print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         uir_logger.removeHandler(console)
         signal.signal(signal.SIGTERM, previous)
+    if result is None:  # a torchrun rank other than 0: rank 0 prints the table
+        return 0
     print(to_markdown(result.table), end="")
     if result.failures:
         print(f"test.py: {len(result.failures)} restoration(s) gave no result (non-finite output), e.g. "

@@ -3,89 +3,60 @@
     python scripts/demo_table.py                   # about 5 minutes on a 2-core CPU
     python scripts/demo_table.py --max-images 1    # a quick look
 
-It evaluates the demo network (options/demo.yml) on the demo test set with posterior sampling
-and Euler-Maruyama at 100 steps, MR Sampler ODE-2 (data prediction) at NFE 5, 10 and 20,
-MR Sampler SDE-2 (data) and ODE-2 (noise prediction) at NFE 10, adds the LQ input itself, and
-prints one Markdown table: PSNR per task, then the mean PSNR, SSIM and LPIPS over all images
-and the sampling seconds per image. Each configuration is a normal `test.py` run, whose folder
-(images, per-image CSV, tables) is kept under --results-root.
+One `test.py` run of the demo network (options/demo.yml) on the demo test set, as a labelled
+sweep: posterior sampling and Euler-Maruyama at 100 steps, MR Sampler ODE-2 (data prediction) at
+NFE 5, 10 and 20, MR Sampler SDE-2 (data) and ODE-2 (noise prediction) at NFE 10. It prints one
+Markdown table: the LQ input (the run's input rows), then PSNR per task, the mean PSNR, SSIM and
+LPIPS over all images and the sampling seconds per image of each label. The run folder (images,
+per-image CSV, tables) is kept under --results-root.
 """
 from __future__ import annotations
 
 import argparse
 import platform
 import sys
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from uir.data.paired import read_image_uint8
-from uir.evaluation import run
 from uir.common.cli import run_script
-from uir.evaluation.tasks import resolve_tasks
-from uir.metrics import image_metrics
+from uir.evaluation import read_csv, run
+from uir.evaluation.tables import INPUT
 from uir.options import load_options
 
 REPO = Path(__file__).resolve().parents[1]
-
-# (label, overrides of options/demo.yml)
-CONFIGURATIONS = [
-    ("posterior, 100 steps", {"sweep": {"runs": [{"sampler": "posterior", "nfe": 100}]}}),
-    ("Euler-Maruyama (sde), 100 steps", {"sweep": {"runs": [{"sampler": "sde", "nfe": 100}]}}),
-    ("MR Sampler ODE-2 data, NFE 5", {"sweep": {"runs": [{"sampler": "mrsampler", "nfe": 5}]}}),
-    ("MR Sampler ODE-2 data, NFE 10", {"sweep": {"runs": [{"sampler": "mrsampler", "nfe": 10}]}}),
-    ("MR Sampler ODE-2 data, NFE 20", {"sweep": {"runs": [{"sampler": "mrsampler", "nfe": 20}]}}),
-    ("MR Sampler SDE-2 data, NFE 10", {"sweep": {"runs": [{"sampler": "mrsampler", "nfe": 10}]},
-                                        "sampler.solver_type": "sde"}),
-    ("MR Sampler ODE-2 noise, NFE 10", {"sweep": {"runs": [{"sampler": "mrsampler", "nfe": 10}]},
-                                         "sampler.parameterization": "noise"}),
+ODE2_DATA = {"solver_type": "ode", "order": 2, "parameterization": "data"}
+RUNS = [
+    {"label": "posterior, 100 steps", "sampler": "posterior", "nfe": 100},
+    {"label": "Euler-Maruyama (sde), 100 steps", "sampler": "sde", "nfe": 100},
+    *({"label": f"MR Sampler ODE-2 data, NFE {n}", "sampler": "mrsampler", "nfe": n, "set": ODE2_DATA} for n in (5, 10, 20)),
+    {"label": "MR Sampler SDE-2 data, NFE 10", "sampler": "mrsampler", "nfe": 10, "set": {**ODE2_DATA, "solver_type": "sde"}},
+    {"label": "MR Sampler ODE-2 noise, NFE 10", "sampler": "mrsampler", "nfe": 10,
+     "set": {**ODE2_DATA, "parameterization": "noise"}},
 ]
-BASE_SAMPLER = {"sampler.solver_type": "ode", "sampler.order": 2, "sampler.parameterization": "data"}
 
 
-def flatten(overrides: dict) -> list[tuple[str, object]]:
-    return [(key, value) for key, value in {**BASE_SAMPLER, **overrides}.items()]
-
-
-def lq_row(options) -> dict:
-    """PSNR/SSIM of the LQ input against GT, by the same metrics."""
-    crop = options.effective_crop_border
-    per_task, ssims = {}, []
-    for task in resolve_tasks(options):
-        scores = [image_metrics(read_image_uint8(p.lq), read_image_uint8(p.gt), crop) for p in task.pairs]
-        per_task[task.name] = [s["psnr"] for s in scores]
-        ssims += [s["ssim"] for s in scores]
-    return {"label": "LQ input", "psnr": per_task, "ssim": ssims, "lpips": [], "seconds": None}
-
-
-def run_row(label: str, options) -> dict:
-    result = run(options, progress=False)
-    per_task: dict[str, list[float]] = {}
-    ssims, lpips, seconds, images = [], [], [], 0
-    for row in result.table:
-        n = row["images"]
-        per_task.setdefault(row["task"], []).extend([row["psnr"]] * n)
-        ssims += [row["ssim"]] * n
-        if row.get("lpips") is not None:
-            lpips += [row["lpips"]] * n
-        seconds += [row["sec_per_image"]] * n
-        images += n
-    return {"label": label, "psnr": per_task, "ssim": ssims, "lpips": lpips,
-            "seconds": float(np.mean(seconds)), "run_dir": result.run_dir}
-
-
-def to_markdown(rows: list[dict], tasks: list[str]) -> str:
-    head = "| | " + " | ".join(tasks) + " | mean PSNR | mean SSIM | LPIPS | s / image |"
-    lines = [head, "|---" * (len(tasks) + 5) + "|"]
-    for r in rows:
-        psnrs = [float(np.mean(r["psnr"][t])) for t in tasks]
-        all_psnr = [v for t in tasks for v in r["psnr"][t]]
-        lp = f"{np.mean(r['lpips']):.4f}" if r["lpips"] else "n/a"
-        sec = f"{r['seconds']:.2f}" if r["seconds"] is not None else ""
-        lines.append(f"| {r['label']} | " + " | ".join(f"{p:.2f}" for p in psnrs)
-                     + f" | {np.mean(all_psnr):.2f} | {np.mean(r['ssim']):.4f} | {lp} | {sec} |")
+def to_markdown(table: list[dict], per_image: list[dict]) -> str:
+    """One line per label: PSNR per task (mean over its images), mean PSNR / SSIM / LPIPS over all
+    images, sampling seconds per image (empty for the input)."""
+    tasks = list(dict.fromkeys(r["task"] for r in table))
+    by_label: dict[str, list[dict]] = defaultdict(list)
+    for row in per_image:
+        by_label["LQ input" if row["label"] == INPUT else row["label"]].append(row)
+    seconds = {r["label"]: r["sec_per_image"] for r in table}
+    lines = ["| | " + " | ".join(tasks) + " | mean PSNR | mean SSIM | LPIPS | s / image |", "|---" * (len(tasks) + 5) + "|"]
+    for label, rows in by_label.items():
+        psnr = [np.mean([r["psnr"] for r in rows if r["task"] == t]) for t in tasks]
+        lpips = [r["lpips"] for r in rows if r.get("lpips") is not None]
+        sec = seconds.get(label)
+        cells = [f"{p:.2f}" for p in psnr] + [f"{np.mean([r['psnr'] for r in rows]):.2f}",
+                                              f"{np.mean([r['ssim'] for r in rows]):.4f}",
+                                              f"{np.mean(lpips):.4f}" if lpips else "n/a",
+                                              "" if sec is None else f"{sec:.2f}"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -96,24 +67,18 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-
-    common = [("results_root", args.results_root), ("lpips", True)]
+    overrides = [("results_root", args.results_root), ("name", "demo_table"), ("sweep", {"runs": RUNS})]
     if args.max_images is not None:
-        common.append(("max_images", args.max_images))
+        overrides.append(("max_images", args.max_images))
     if args.device is not None:
-        common.append(("device", args.device))
-    base = load_options(args.opt, common)
-    rows = [lq_row(base)]
-    for label, overrides in CONFIGURATIONS:
-        slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
-        options = load_options(args.opt, common + flatten(overrides) + [("name", f"demo_{slug}")])
-        rows.append(run_row(label, options))
-        print(f"{label}: {rows[-1]['run_dir']}", file=sys.stderr)
-    tasks = list(rows[0]["psnr"])
-    table = to_markdown(rows, tasks)
+        overrides.append(("device", args.device))
+    options = load_options(args.opt, overrides)
+    result = run(options, progress=False)
+    print(f"run folder: {result.run_dir}", file=sys.stderr)
+    table = to_markdown(result.table, read_csv(result.paths["per_image"]))
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     print(f"Measured {date.today().isoformat()} on {machine}, torch {torch.__version__}; "
-          f"PSNR/SSIM on 8-bit images, crop {base.effective_crop_border}.\n")
+          f"PSNR/SSIM on 8-bit images, crop {options.effective_crop_border}.\n")
     print(table)
     return table
 

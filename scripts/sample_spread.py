@@ -34,7 +34,7 @@ import numpy as np
 from uir.data.paired import read_image_uint8
 from uir.evaluation import run
 from uir.common.cli import run_script
-from uir.evaluation.tables import read_csv
+from uir.evaluation.tables import INPUT, read_csv
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics.reference import crop_border
 from uir.options import load_options
@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> str:
         result = run(options, progress=False)
         print(f"seed {seed}: {result.run_dir}", file=sys.stderr)
         for row in read_csv(result.run_dir / "per_image.csv"):
+            if row["sampler"] == INPUT:
+                continue
             samples.setdefault((row["task"], row["image"]), []).append(read_image_uint8(result.run_dir / row["output"]))
 
     gts, lqs, tasks = {}, {}, {}

@@ -81,7 +81,7 @@ def test_a_short_demo_run_restores_the_noisy_and_hazy_photos(tmp_path, monkeypat
     assert "| noisy | posterior | posterior | 100 |" in out and "| hazy | mrsampler | mrsampler | 10 |" in out
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     rows = {(r["task"], r["sampler"]): r for r in _read_csv(run_dir / "results.csv")}
-    assert len(rows) == 4
+    assert len(rows) == 6  # input, posterior and MR Sampler for two tasks
     lq = {}
     for task in ("noisy", "hazy"):
         for lq_path in sorted((REPO / "demo" / "test" / task / "LQ").iterdir()):
@@ -89,6 +89,7 @@ def test_a_short_demo_run_restores_the_noisy_and_hazy_photos(tmp_path, monkeypat
             lq[task, lq_path.stem] = image_metrics(read_image_uint8(lq_path), read_image_uint8(gt_path), 4)["psnr"]
         values = [v for (t, _), v in lq.items() if t == task]
         lq_mean = sum(values) / len(values)
+        assert float(rows[(task, "input")]["psnr"]) == pytest.approx(lq_mean, rel=1e-12)  # the input row
         assert float(rows[(task, "posterior")]["psnr"]) > lq_mean + 2.0, (task, rows[(task, "posterior")], lq_mean)
     per_image = {(r["task"], r["sampler"], r["image"]): float(r["psnr"]) for r in _read_csv(run_dir / "per_image.csv")}
     assert per_image[("noisy", "posterior", "002_coffee")] > lq["noisy", "002_coffee"]

@@ -22,7 +22,6 @@ from uir.metrics.fid import (
     FID_WEIGHTS,
     FID_WEIGHTS_FILE,
     FidAccumulator,
-    FidFeatures,
     FidInception,
     FidStatistics,
     FidUnavailable,
@@ -101,22 +100,21 @@ def test_fid_equals_pytorch_fid_on_the_written_folders(folders, random_weights, 
 
     fid = FidInception.load("cpu", weights_file=random_weights)
     batched = FidAccumulator(fid)
-    batched.add("point", as_batch(restored[:3]))
-    batched.add("point", as_batch(restored[3:]))
+    batched.add("point", [0, 1, 2], as_batch(restored[:3]))
+    batched.add("point", [3, 4], as_batch(restored[3:]))
     batched.gt_from_folder("task", gt_dir)
     score = batched.score("point", "task")
     assert abs(score.value - expected) < 1e-3
     assert (score.images, score.gt_images) == (5, 5)
 
     single = FidAccumulator(fid)
-    for image, gt_image in zip(restored, gt):
-        single.add("point", as_batch([image]))
-        single.add_gt("task", as_batch([gt_image]))
-    np.testing.assert_allclose(single.restored["point"].array(), batched.restored["point"].array(),
-                               rtol=1e-4, atol=1e-5)
+    for i, (image, gt_image) in enumerate(zip(restored, gt)):
+        single.add("point", [i], as_batch([image]))
+        single.add("gt", [i], as_batch([gt_image]))
+    np.testing.assert_allclose(np.stack(list(single.features["point"].values())),
+                               np.stack(list(batched.features["point"].values())), rtol=1e-4, atol=1e-5)
     # Same statistics as pytorch-fid's, so the same calculate_frechet_distance gives the same FID.
-    for ours, (mu, sigma) in ((single.restored["point"].statistics(), recorded[0]),
-                              (single.gt_statistics("task"), recorded[1])):
+    for ours, (mu, sigma) in ((single.statistics("point"), recorded[0]), (single.statistics("gt"), recorded[1])):
         np.testing.assert_allclose(ours.mu, mu, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(ours.sigma, sigma, rtol=1e-4, atol=1e-6)
 
@@ -131,16 +129,19 @@ def test_fid_features_of_files_equal_features_of_their_bytes(folders, random_wei
     assert from_files.shape == (3, FID_DIMS) and from_files.std() > 0.1
 
 
-def test_fid_features_combine_across_sessions(tmp_path):
-    """Parts saved by sessions or ranks, merged: the statistics of the whole, exactly."""
+def test_fid_features_combine_across_sessions_in_image_order(tmp_path):
+    """Parts from sessions or ranks, added in any order: the statistics of the whole, exactly (the
+    rows are taken in image order), and the statistics file pytorch-fid reads."""
     rng = np.random.default_rng(1)
     whole = rng.random((7, FID_DIMS)).astype(np.float32)
-    first, second = FidFeatures([whole[:3]]), FidFeatures([whole[3:5], whole[5:]])
-    first.save(tmp_path / "first.npy")
-    merged = FidFeatures.load(tmp_path / "first.npy")
-    merged.extend(second)
-    assert merged.count == 7
-    stats = merged.statistics()
+    acc = FidAccumulator(FidInception(torch.nn.Identity(), torch.device("cpu")))
+    acc._store("p", [5, 6], whole[5:])
+    other = FidAccumulator(acc.inception)
+    other._store("p", [3, 4, 0], whole[[3, 4, 0]])
+    other._store("p", [1, 2], whole[1:3])
+    acc.merge(other.features)
+    stats = acc.statistics("p")
+    assert stats.images == 7
     np.testing.assert_array_equal(stats.mu, np.mean(whole.astype(np.float64), axis=0))
     np.testing.assert_array_equal(stats.sigma, np.cov(whole.astype(np.float64), rowvar=False))
     stats.save(tmp_path / "stats.npz")
@@ -155,13 +156,13 @@ def test_fid_features_combine_across_sessions(tmp_path):
 def test_fid_of_fewer_than_two_images_is_empty_not_hung():
     """np.cov of one image is NaN and pytorch-fid's sqrtm then never finishes: no value, a note."""
     rng = np.random.default_rng(2)
-    one = FidFeatures([rng.random((1, FID_DIMS))]).statistics()
-    three = FidFeatures([rng.random((3, FID_DIMS))]).statistics()
+    one = FidStatistics.from_features(rng.random((1, FID_DIMS)))
+    three = FidStatistics.from_features(rng.random((3, FID_DIMS)))
     score = frechet_distance(one, three)
     assert score.value is None and (score.images, score.gt_images) == (1, 3)
     assert "at least 2 images" in score.note
     with pytest.raises(ValueError, match=r"uint8 images \[B, 3, H, W\]"):
-        FidAccumulator(FidInception(torch.nn.Identity(), torch.device("cpu"))).add("p", torch.zeros(1, 3, 8, 8))
+        FidAccumulator(FidInception(torch.nn.Identity(), torch.device("cpu"))).add("p", [0], torch.zeros(1, 3, 8, 8))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import logging
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -21,13 +20,17 @@ from uir.evaluation.conditioning import ContextEncoder
 from uir.restoration import Restorer
 from uir.runtime import NetworkCall
 from uir.metrics import image_metrics, quantize_to_uint8
-from uir.models.daclip import build_daclip, load_daclip
-from uir.models.networks import build_network, load_network
+from uir.models.daclip import load_daclip
+from uir.models.networks import load_network
 from uir.options import OptionsError, parse_options
 from uir.samplers import SamplerConfig, build_sampler
 from uir.sde import IRSDE
 
 from helpers import load_script
+from workspace import (
+    ALL_SAMPLERS, CONTEXT_NET, CROP, PLAIN_NET, SAMPLER_BLOCK, TINY_DACLIP, make_task, make_workspace, options,
+    raw_options, read_rgb, write_image,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,21 +39,6 @@ def restore_batch(sampler, denoiser, sde, mu, seeds, *, text_context=None, image
     """One batch through `Restorer.restore`, the one way the project restores images."""
     restorer = Restorer(sde, denoiser, None, mu.device)
     return restorer.restore(mu, seeds, sampler, (image_context, text_context))
-PLAIN_NET = dict(in_nc=3, out_nc=3, nf=8, ch_mult=[1, 2], context_dim=0, use_degra_context=False,
-                 use_image_context=False)
-CONTEXT_NET = dict(in_nc=3, out_nc=3, nf=16, ch_mult=[1, 2], context_dim=32, use_degra_context=True,
-                   use_image_context=True)
-TINY_DACLIP = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 16, "head_width": 16},
-    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 32, "heads": 2, "layers": 1},
-}
-SAMPLER_BLOCK = {"num_sample_steps": 2, "solver_type": "ode", "parameterization": "data", "order": 2,
-                 "fit_target": "noise", "lambda_min": -5.0, "time_schedule": "linspace"}
-ALL_SAMPLERS = ["sde", "posterior", "heun", "mrsampler"]
-CROP = 4  # degradation.scale, the reference's fallback
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """The networks here are tiny: one intra-op thread is fastest and keeps the shared CPUs free."""
@@ -60,69 +48,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _write(path: Path, img: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), img)
-
-
-def _make_task(root: Path, task: str, specs, rng, with_gt: bool = True) -> None:
-    """specs: (name, H, W, channels) with channels 3 (BGR), 1 (gray) or 4 (BGRA)."""
-    for name, h, w, c in specs:
-        shape = (h, w) if c == 1 else (h, w, c)
-        gt = rng.integers(0, 256, shape).astype(np.uint8)
-        lq = np.clip(gt.astype(int) + rng.integers(-30, 31, shape), 0, 255).astype(np.uint8)
-        if c == 4:
-            gt[..., 3] = lq[..., 3] = 255
-        _write(root / task / "LQ" / f"{name}.png", lq)
-        if with_gt:
-            _write(root / task / "GT" / f"{name}.png", gt)
-
-
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    """A data root (noisy: 4 images of mixed sizes incl. gray and RGBA; hazy: 2; low-light: LQ only)
-    and checkpoints of a tiny UNet without contexts, one with contexts, and a tiny DA-CLIP."""
-    root = tmp_path_factory.mktemp("pipeline")
-    rng = np.random.default_rng(0)
-    data = root / "data"
-    _make_task(data, "noisy", [("a", 24, 32, 3), ("b", 32, 32, 3), ("c_gray", 24, 32, 1), ("d_rgba", 24, 32, 4)], rng)
-    _make_task(data, "hazy", [("x", 24, 32, 3), ("y", 24, 32, 3)], rng)
-    _make_task(data, "low-light", [("z", 32, 32, 3)], rng, with_gt=False)
-    torch.manual_seed(0)
-    torch.save(build_network("ConditionalUNet", PLAIN_NET).state_dict(), root / "plain.pth")
-    torch.save(build_network("ConditionalUNet", CONTEXT_NET).state_dict(), root / "context.pth")
-    daclip = build_daclip(TINY_DACLIP)
-    with torch.no_grad():  # the controller's projections start at zero: make them matter
-        for p in daclip.visual_control.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    torch.save(daclip.state_dict(), root / "daclip.pt")
-    return root
-
-
-def raw_options(ws: Path, results: str, **extra) -> dict:
-    raw = {
-        "name": "t",
-        "network_G": {"which_model_G": "ConditionalUNet", "setting": dict(PLAIN_NET)},
-        "path": {"pretrain_model_G": str(ws / "plain.pth"), "daclip": None},
-        "sde": {"max_sigma": 50, "T": 100, "schedule": "cosine", "eps": 0.005, "algorithm": "sde"},
-        "sampler": dict(SAMPLER_BLOCK),
-        "data_root": str(ws / "data"),
-        "distortion": ["noisy"],
-        "num_workers": 0,
-        "results_root": str(ws / results),
-        "device": "cpu",
-    }
-    for key, value in extra.items():
-        raw[key] = value
-    return raw
-
-
-def options(ws: Path, results: str, **extra):
-    return parse_options(raw_options(ws, results, **extra))
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    return cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]
+    return make_workspace(tmp_path_factory.mktemp("pipeline"))
 
 
 # ---- one sweep over every sampler, two NFEs and two tasks ----------------------------------------
@@ -136,7 +64,10 @@ def sweep(ws):
 
 
 def test_sweep_writes_one_row_per_task_sampler_nfe(sweep):
-    table = sweep.table
+    inputs = [r for r in sweep.table if r["sampler"] == "input"]
+    assert [(r["task"], r["label"], r["nfe"], r["images"]) for r in inputs] == [("noisy", "input", 0, 4), ("hazy", "input", 0, 2)]
+    assert all(isinstance(r["psnr"], float) and r["sec_per_image"] is None for r in inputs)
+    table = [r for r in sweep.table if r["sampler"] != "input"]
     assert len(table) == 2 * 4 * 2
     assert {(r["task"], r["sampler"], r["nfe"]) for r in table} == {
         (t, s, n) for t in ("noisy", "hazy") for s in ALL_SAMPLERS for n in (2, 3)
@@ -152,9 +83,9 @@ def test_sweep_writes_one_row_per_task_sampler_nfe(sweep):
     euler = next(r for r in table if r["sampler"] == "sde" and r["nfe"] == 2)
     assert (euler["solver"], euler["order"], euler["model_calls"]) == ("sde", 1, 2)
     # the three table files hold the same rows
-    assert read_csv(sweep.paths["csv"]) == table
-    assert json.loads(sweep.paths["json"].read_text())["rows"] == table
-    assert sweep.paths["md"].read_text().count("\n") == 2 + len(table)
+    assert read_csv(sweep.paths["csv"]) == sweep.table
+    assert json.loads(sweep.paths["json"].read_text())["rows"] == sweep.table
+    assert sweep.paths["md"].read_text().count("\n") == 2 + len(sweep.table)
 
 
 def test_sweep_folder_layout(sweep):
@@ -166,7 +97,8 @@ def test_sweep_folder_layout(sweep):
                 folder = run_dir / task / f"{sampler}_nfe{nfe}"
                 assert sorted(p.name for p in folder.iterdir()) == [f"{n}_r.png" for n in names]
     rows = read_csv(sweep.paths["per_image"])
-    assert len(rows) == (4 + 2) * 8
+    assert len(rows) == (4 + 2) * 8 + (4 + 2)  # and one input row per image
+    rows = [r for r in rows if r["sampler"] != "input"]
     assert {r["seed"] for r in rows if r["task"] == "noisy"} == {0, 1, 2, 3}  # seed (0) + image index
     assert yaml.safe_load(sweep.paths["options"].read_text())["sweep"] == {"samplers": ALL_SAMPLERS, "nfe": [2, 3], "runs": None}
     assert parse_options(yaml.safe_load(sweep.paths["options"].read_text())).suffix == "_r"
@@ -179,7 +111,8 @@ def test_sweep_folder_layout(sweep):
 def test_metrics_recomputed_from_saved_pngs_equal_the_table(sweep, ws):
     rows = read_csv(sweep.paths["per_image"])
     for row in rows:
-        out = read_rgb(sweep.run_dir / row["output"])
+        lq_or_output = ws / "data" / row["task"] / "LQ" / f"{row['image']}.png" if row["sampler"] == "input" else None
+        out = read_image_uint8(lq_or_output) if lq_or_output else read_rgb(sweep.run_dir / row["output"])
         gt = read_image_uint8(ws / "data" / row["task"] / "GT" / f"{row['image']}.png")
         expected = image_metrics(out, gt, CROP)
         for metric, value in expected.items():
@@ -188,7 +121,8 @@ def test_metrics_recomputed_from_saved_pngs_equal_the_table(sweep, ws):
         group = [r for r in rows if (r["task"], r["sampler"], r["nfe"]) == (entry["task"], entry["sampler"], entry["nfe"])]
         for metric in ("psnr", "ssim", "psnr_y", "ssim_y"):
             recomputed = np.mean([
-                image_metrics(read_rgb(sweep.run_dir / r["output"]),
+                image_metrics(read_image_uint8(ws / "data" / r["task"] / "LQ" / f"{r['image']}.png")
+                              if r["sampler"] == "input" else read_rgb(sweep.run_dir / r["output"]),
                               read_image_uint8(ws / "data" / r["task"] / "GT" / f"{r['image']}.png"), CROP)[metric]
                 for r in group
             ])
@@ -243,11 +177,11 @@ def test_an_image_gets_the_same_result_in_any_batch(ws, name, changes, tolerance
 def test_batch_size_does_not_change_saved_images(ws):
     single = run(options(ws, "bs1", batch_size=1), progress=False)
     batched = run(options(ws, "bs3", batch_size=3, num_workers=2), progress=False)
-    for row in read_csv(single.paths["per_image"]):
+    for row in [r for r in read_csv(single.paths["per_image"]) if r["output"]]:
         a = read_rgb(single.run_dir / row["output"]).astype(int)
         b = read_rgb(batched.run_dir / row["output"]).astype(int)
         assert np.abs(a - b).max() <= 1, row["output"]
-    assert {r["batch_size"] for r in read_csv(batched.paths["per_image"])} == {1, 3}  # 3 of 24x32, 1 of 32x32
+    assert {r["batch_size"] for r in read_csv(batched.paths["per_image"]) if r["output"]} == {1, 3}  # 3 of 24x32, 1 of 32x32
 
 
 # ---- contexts, no GT, metrics switches -------------------------------------------------------------
@@ -295,7 +229,7 @@ def test_network_with_contexts_needs_path_daclip(ws):
 def test_tasks_from_distortion_skip_absent_folders(ws, caplog):
     with caplog.at_level(logging.WARNING, logger="uir"):
         result = run(options(ws, "distortion", distortion=["noisy", "rainy", "hazy"], max_images=1), progress=False)
-    assert [r["task"] for r in result.table] == ["noisy", "hazy"]
+    assert [r["task"] for r in result.table if r["sampler"] != "input"] == ["noisy", "hazy"]
     assert any("no folder for rainy" in r.getMessage() for r in caplog.records)
 
 
@@ -310,7 +244,7 @@ def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
     off = run(options(ws, "nometrics", metrics=False, max_images=1), progress=False)
     assert off.table[0]["psnr"] is None and off.table[0]["images"] == 1
 
-    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device: None))
+    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: None))
     monkeypatch.setattr(scoring, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
     with caplog.at_level(logging.WARNING, logger="uir"):
         result = run(options(ws, "nolpips", sweep={"samplers": ["sde", "posterior"], "nfe": [2]}), progress=False)
@@ -323,7 +257,7 @@ def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
             assert out01.dtype == torch.float32 and gt01.shape == out01.shape
             return torch.full((out01.shape[0],), 0.25)
 
-    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device: FakeLpips()))
+    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: FakeLpips()))
     with_lpips = run(options(ws, "fakelpips", max_images=2), progress=False)
     assert with_lpips.table[0]["lpips"] == pytest.approx(0.25)
     skipped = run(options(ws, "nolpipsflag", max_images=1, lpips=False), progress=False)
@@ -367,7 +301,7 @@ def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
         run(opts, progress=False)
     run_dir = ws / "resume" / "t"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
-    done = read_csv(run_dir / "per_image.csv")
+    done = [r for r in read_csv(run_dir / "per_image.csv") if r["sampler"] != "input"]
     assert sorted(r["image"] for r in done) == ["a", "c_gray"]  # the first batch (24x32) finished
     saved = {r["image"]: (run_dir / r["output"]).stat().st_mtime_ns for r in done}
 
@@ -377,12 +311,12 @@ def test_interrupted_run_resumes_where_it_stopped(ws, monkeypatch):
     resumed = run(options(ws, "resume", batch_size=2, resume=True), progress=False)
     assert resumed.run_dir == run_dir and (resumed.processed, resumed.skipped) == (2, 2)
     assert {r["image"]: (run_dir / r["output"]).stat().st_mtime_ns for r in done} == saved
-    assert resumed.table[0]["images"] == 4
+    assert next(r for r in resumed.table if r["sampler"] == "sde")["images"] == 4
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     # a resumed run whose sweep grows runs only the new points
     grown = run(options(ws, "resume", batch_size=2, resume=True, sweep={"samplers": ["sde"], "nfe": [2, 3]}),
                 progress=False)
-    assert (grown.processed, grown.skipped) == (4, 4) and len(grown.table) == 2
+    assert (grown.processed, grown.skipped) == (4, 4) and len(grown.table) == 3  # input, sde 2, sde 3
     # a PNG that went missing is restored again
     (run_dir / "noisy" / "sde_nfe3" / "b.png").unlink()
     again = run(options(ws, "resume", resume=True, sweep={"samplers": ["sde"], "nfe": [2, 3]}), progress=False)
@@ -409,7 +343,7 @@ def test_test_py_runs_and_prints_the_table(ws, capsys):
                         "hazy", "--max-images", "1"])
     assert code == 0
     rows = read_csv(ws / "cli" / "t" / "results.csv")
-    assert len(rows) == 2 * 1 * 2 and {r["images"] for r in rows} == {1}
+    assert len(rows) == 2 * 1 * 2 + 2 and {r["images"] for r in rows} == {1}  # + an input row per task
     assert "| noisy | posterior | posterior | 2 |" in capsys.readouterr().out
 
 
@@ -438,8 +372,8 @@ def test_user_errors_print_one_message_and_exit_2(ws, capsys, case, pattern):
         raw["network_G"]["setting"] = dict(CONTEXT_NET)
         raw["path"]["pretrain_model_G"] = str(ws / "context.pth")
     elif case == "gt_count":
-        _make_task(ws / "uneven", "noisy", [("a", 24, 32, 3)], np.random.default_rng(1))
-        _write(ws / "uneven" / "noisy" / "GT" / "b.png", np.zeros((24, 32, 3), np.uint8))
+        make_task(ws / "uneven", "noisy", [("a", 24, 32, 3)], np.random.default_rng(1))
+        write_image(ws / "uneven" / "noisy" / "GT" / "b.png", np.zeros((24, 32, 3), np.uint8))
         raw["data_root"] = str(ws / "uneven")
     code = _test_script().main(["-opt", str(_yaml(ws, f"err_{case}", raw)), *argv])
     err = capsys.readouterr().err

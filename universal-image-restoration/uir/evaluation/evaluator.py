@@ -1,4 +1,5 @@
-"""The evaluation behind `test.py`: `run(options) -> RunResult`.
+"""The evaluation of one rank: `prepare(options, ctx)` checks and loads everything, then
+`Evaluation.task` restores a task's images (its share of the batches under torchrun).
 
 For every task the images are read once, in batches of equal-size images; each batch gets
 its DA-CLIP contexts once and is then restored by every point (sampler, NFE) of the sweep.
@@ -14,45 +15,29 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from uir.common.errors import DataError
 from uir.data.paired import PairedImageDataset, SizeGroupedBatchSampler, image_size, make_loader
+from uir.evaluation.backoff import OomBackoff
+from uir.evaluation.distributed import DistContext
+from uir.evaluation.scoring import Scorer, load_fid, load_lpips
+from uir.evaluation.sink import Restored, ResultSink
+from uir.evaluation.tables import INPUT
 from uir.evaluation.sweep import SweepPoint, build_sweep, load_restorer
-from uir.restoration import Restorer
-from uir.evaluation.resume import as_runs, check_fingerprint, fingerprint, merged_entries, recorded_entries
-from uir.evaluation.run_folder import LOG_FILE, OPTIONS_FILE, RunFolder, log_to_file
-from uir.evaluation.scoring import Scorer, load_lpips
-from uir.evaluation.sink import FILE_LOGGER, Restored, ResultSink, file_logger
-from uir.evaluation.tables import sampler_settings, summarize, to_markdown, write_tables
 from uir.evaluation.tasks import TaskData, resolve_tasks
 from uir.metrics import quantize_to_uint8
 from uir.metrics.reference import validate_crop
 from uir.options.schema import EvalOptions
+from uir.restoration import Restorer
 from uir.runtime import auto_batch_size, describe_device, synchronize
 from uir.sde.irsde import IRSDE
 
 logger = logging.getLogger(__name__)
 Size = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run produced: its folder, the results table rows, and the files written."""
-
-    run_dir: Path
-    table: list[dict[str, Any]]
-    paths: dict[str, Path]
-    device: str
-    processed: int  # (image, sweep point) restorations done in this call
-    skipped: int  # ... found already done (resume)
-    failures: list[str]  # restorations of this call that gave no result (non-finite), one line each
 
 
 def image_sizes(task: TaskData, crop: int | None) -> list[Size]:
@@ -78,29 +63,40 @@ def image_sizes(task: TaskData, crop: int | None) -> list[Size]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A prepared run: the restorer, the sweep, the scorer and the batch size."""
+    """A prepared run: the restorer, the sweep, the scorer and the batch size, on one rank of `ctx`
+    (a one-process context without torchrun)."""
 
     options: EvalOptions
     restorer: Restorer
     points: list[SweepPoint]
     scorer: Scorer | None
     batch_size: int
+    ctx: DistContext
 
-    def restore(self, point: SweepPoint, lq: Tensor, gt: Tensor | None, gt_u8: Tensor | None,
-                contexts: tuple[Tensor | None, Tensor | None], seeds: list[int]) -> Restored:
+    def restore(self, task: TaskData, point: SweepPoint, indices: list[int], lq: Tensor, gt: Tensor | None,
+                gt_u8: Tensor | None, contexts: tuple[Tensor | None, Tensor | None]) -> Restored:
         device = self.restorer.device
+        seeds = [self.options.seed + i for i in indices]
         synchronize(device)
         start = time.perf_counter()
         result = self.restorer.restore(lq, seeds, point.sampler, contexts)
         errors = result.failures()  # synchronises
         seconds = (time.perf_counter() - start) / len(seeds)
         out_u8 = quantize_to_uint8(result.x)
-        metrics = self.scorer(result.x, out_u8, gt, gt_u8) if self.scorer is not None and gt_u8 is not None else {}
+        metrics = {}
+        if self.scorer is not None and gt_u8 is not None:
+            metrics = self.scorer(result.x, out_u8, gt, gt_u8)
+            keep = [k for k in range(len(seeds)) if k not in errors]
+            if self.scorer.fid is not None and keep:
+                self.scorer.fid.add((task.name, *point.key), [indices[k] for k in keep], out_u8[keep])
         images = out_u8.permute(0, 2, 3, 1).cpu().numpy()
         return Restored(images, metrics, seconds, result.nfe, seeds, errors)
 
-    def batch(self, task: TaskData, batch: dict, pending: dict[int, set[str]], sink: ResultSink, bar) -> None:
-        """Restore one batch with every sweep point that still needs its images."""
+    def batch(self, task: TaskData, batch: dict, pending: dict[int, set[str]], sink: ResultSink, backoff: OomBackoff,
+              bar) -> None:
+        """Score the batch's LQ images (the `input` row) and restore them with every sweep point,
+        as far as they are still pending. A point's batch that runs out of GPU memory is halved
+        and retried (`backoff`); an image that does not fit alone is recorded as failed."""
         if batch.get("error"):
             raise DataError(batch["error"])
         device = self.restorer.device
@@ -108,45 +104,84 @@ class Evaluation:
         lq = batch["lq"].to(device, non_blocking=True)
         gt = batch["gt"].to(device, non_blocking=True) if batch["gt"] is not None and self.scorer is not None else None
         gt_u8 = quantize_to_uint8(gt) if gt is not None else None
-        contexts = self.restorer.contexts(lq)
+        contexts = self.restorer.contexts(lq) if any(pending[i] - {INPUT} for i in indices) else (None, None)
+        rows_of = {i: k for k, i in enumerate(indices)}
+
+        def take(t: Tensor | None, chosen: list[int]) -> Tensor | None:
+            if t is None or len(chosen) == len(indices):
+                return t
+            return t.index_select(0, torch.tensor([rows_of[i] for i in chosen], device=device))
+
+        inputs = [i for i in indices if INPUT in pending[i]]
+        if inputs:
+            lq_in = take(lq, inputs)
+            sink.record_input(task, inputs, self.scorer(lq_in, quantize_to_uint8(lq_in), take(gt, inputs),
+                                                        take(gt_u8, inputs)))
         for point in self.points:
-            chosen = [k for k, i in enumerate(indices) if point.folder in pending[i]]
+            chosen = [i for i in indices if point.folder in pending[i]]
             if not chosen:
                 continue
-            rows = torch.tensor(chosen, device=device)
 
-            def take(t: Tensor | None) -> Tensor | None:
-                return t if t is None or len(chosen) == len(indices) else t.index_select(0, rows)
+            def attempt(sub: list[int], point: SweepPoint = point) -> None:
+                restored = self.restore(task, point, sub, take(lq, sub), take(gt, sub), take(gt_u8, sub),
+                                        (take(contexts[0], sub), take(contexts[1], sub)))
+                sink.record(task, point, sub, restored)
 
-            chosen_indices = [indices[k] for k in chosen]
-            seeds = [self.options.seed + i for i in chosen_indices]
-            restored = self.restore(point, take(lq), take(gt), take(gt_u8), (take(contexts[0]), take(contexts[1])), seeds)
-            sink.record(task, point, chosen_indices, restored)
-            for i in chosen_indices:
-                pending[i].discard(point.folder)
+            failed = len(backoff.failures)
+            backoff.run(attempt, chosen, key=tuple(lq.shape[-2:]))
+            for failure in backoff.failures[failed:]:
+                sink.record_error(task, point, failure.index, failure.message)
             bar.update(len(chosen))
+        for i in indices:
+            pending[i].clear()
+
+    def _pending(self, task: TaskData, sink: ResultSink) -> dict[int, set[str]]:
+        """For each image, the sweep points (folders), and `input`, it still needs."""
+        done = sink.done()
+        scored = self.scorer is not None and task.has_gt
+        return {i: {p.folder for p in self.points if (task.name, *p.key, pair.name) not in done}
+                   | ({INPUT} if scored and (task.name, INPUT, 0, pair.name) not in done else set())
+                for i, pair in enumerate(task.pairs)}
+
+    def _fid_from_disk(self, task: TaskData, sink: ResultSink) -> None:
+        """On the main rank: the task's GT statistics, and the FID features of what is already on
+        disk: the LQ files (the input row) and the PNGs of earlier sessions of a resumed run."""
+        fid = self.scorer.fid if self.scorer is not None else None
+        if fid is None or not task.has_gt or not self.ctx.is_main:
+            return
+        fid.gt_from_folder(task.name, task.gt_dir)
+        fid.add_files((task.name, INPUT, 0), list(range(len(task.pairs))), [pair.lq for pair in task.pairs])
+        index = {pair.name: i for i, pair in enumerate(task.pairs)}
+        for point in self.points:
+            done = [r for r in sink.rows() if r["output"] and r["image"] in index
+                    and (r["task"], r.get("label") or r["sampler"], r["nfe"]) == (task.name, *point.key)]
+            fid.add_files((task.name, *point.key), [index[r["image"]] for r in done],
+                          [sink.run_dir / r["output"] for r in done])
 
     def task(self, task: TaskData, sizes: list[Size], sink: ResultSink, progress: bool) -> int:
-        """Restore every image of `task` that the sink has no record of; returns how many were skipped."""
-        done = sink.done()
-        pending = {i: {p.folder for p in self.points if (task.name, *p.key, pair.name) not in done}
-                   for i, pair in enumerate(task.pairs)}
-        todo = [i for i in range(len(task.pairs)) if pending[i]]
-        total = sum(len(pending[i]) for i in todo)
+        """Restore every image of `task` that the run has no record of (this rank's share of the
+        batches: the same batches as in one process); returns how many were skipped."""
+        pending = self._pending(task, sink)
+        self._fid_from_disk(task, sink)
+        total = sum(len(p - {INPUT}) for p in pending.values())
         skipped = len(task.pairs) * len(self.points) - total
-        if skipped:
+        if skipped and self.ctx.is_main:
             logger.info("[%s] %d restoration(s) already done: skipped", task.name, skipped)
-        if not todo:
+        todo = [i for i in range(len(task.pairs)) if pending[i]]
+        batches = self.ctx.shard(list(SizeGroupedBatchSampler(sizes, self.batch_size, todo)))
+        if not batches:
             return skipped
-        batches = SizeGroupedBatchSampler(sizes, self.batch_size, todo)
         pairs = task.pairs if self.scorer is not None else [replace(p, gt=None) for p in task.pairs]
         loader = make_loader(PairedImageDataset(pairs, errors="return"), batches,
                              num_workers=min(self.options.num_workers, len(batches)),
                              pin_memory=self.restorer.device.type == "cuda")
+        backoff = OomBackoff(lambda i: (task.pairs[i].name, *sizes[i]), tile=self.options.tile)
+        mine = sum(len(pending[i] - {INPUT}) for batch in batches for i in batch)
         sink.wait_idle()  # no PNG write in flight while the loader's worker processes fork
-        with tqdm(total=total, desc=task.name, unit="img", disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(total=mine, desc=task.name, unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for batch in loader:
-                self.batch(task, batch, pending, sink, bar)
+                self.ctx.check()
+                self.batch(task, batch, pending, sink, backoff, bar)
         return skipped
 
 
@@ -181,10 +216,10 @@ def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: l
     logger.info("warm-up pass (%dx%d, batch %d): %.1f s", height, width, batch_size, time.perf_counter() - start)
 
 
-def prepare(options: EvalOptions) -> tuple[Evaluation, list[TaskData], dict[str, list[Size]]]:
-    """Everything a run needs, checked before its folder is touched: device, test sets, sweep,
-    network, DA-CLIP, metrics and the batch size."""
-    device = options.runtime.resolve_device()
+def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[TaskData], dict[str, list[Size]]]:
+    """Everything a run needs, checked before its folder is touched: device (the rank's GPU under
+    torchrun), test sets, sweep, network, DA-CLIP, metrics and the batch size."""
+    device = ctx.device if ctx.is_distributed else options.runtime.resolve_device()
     logger.info("device: %s", describe_device(device))
     crop = options.effective_crop_border
     tasks = resolve_tasks(options)
@@ -192,92 +227,11 @@ def prepare(options: EvalOptions) -> tuple[Evaluation, list[TaskData], dict[str,
     sde = IRSDE.from_settings(options.sde)
     points = build_sweep(options, sde)
     restorer = load_restorer(options, device=device, sde=sde)
-    scorer = Scorer(crop, load_lpips(device) if options.lpips else None) if options.metrics else None
+    scorer = None
+    if options.metrics:
+        scorer = Scorer(crop, load_lpips(device, options.lpips_weights) if options.lpips else None,
+                        load_fid(device, options.fid_weights) if options.fid else None)
     every_size = [s for task_sizes in sizes.values() for s in task_sizes]
     batch_size = _batch_size(options, restorer, every_size)
     _warm_up(options, restorer, batch_size, every_size)
-    return Evaluation(options, restorer, points, scorer, batch_size), tasks, sizes
-
-
-def _describe(evaluation: Evaluation, tasks: list[TaskData], source: str | None) -> None:
-    o = evaluation.options
-    logger.info("options: %s", source or "(given as an object)")
-    logger.info("device: %s; precision %s; channels_last %s; compile %s; batch_size %d; num_workers %d",
-                describe_device(evaluation.restorer.device), o.runtime.precision, o.runtime.channels_last,
-                o.runtime.compile, evaluation.batch_size, o.num_workers)
-    for task in tasks:
-        logger.info("task %s: %d image(s) from %s%s", task.name, len(task.pairs), task.lq_dir,
-                    f" (GT {task.gt_dir})" if task.gt_dir else " (no GT: no metrics)")
-    if o.sweep.runs is not None:
-        sweep = "runs " + ", ".join(f"{e.name} nfe {e.nfe}" for e in o.runs)
-    else:
-        sweep = (f"samplers {', '.join(dict.fromkeys(e.sampler for e in o.runs))} x "
-                 f"nfe {', '.join(map(str, dict.fromkeys(e.nfe for e in o.runs)))}")
-    logger.info("sweep: %s; seed %d (+ image index); crop_border %d", sweep, o.seed, o.effective_crop_border)
-
-
-def _open_record(folder: RunFolder, options: EvalOptions) -> tuple[dict[str, Any], tuple]:
-    """Check a resumed folder's fingerprint and save the options (a resumed folder's sweep lists
-    every point it holds); returns the fingerprint and those points."""
-    now = fingerprint(options)
-    entries = options.runs
-    if folder.resuming:
-        check_fingerprint(folder.path, folder.status().get("fingerprint"), now)
-        saved = folder.path / OPTIONS_FILE
-        earlier = recorded_entries(yaml.safe_load(saved.read_text(encoding="utf-8")) if saved.is_file() else None)
-        entries = merged_entries(earlier, entries)
-    resolved = options.to_dict()
-    if entries != options.runs:
-        resolved["sweep"] = as_runs(entries)
-    folder.save_options(resolved)
-    return now, entries
-
-
-def run(options: EvalOptions, *, progress: bool = True, source: str | None = None) -> RunResult:
-    """Evaluate every task x sweep point of `options`; write images, per-image CSV and tables.
-
-    Raises `UserError`s (uir.common.errors) with messages meant for the user.
-    """
-    evaluation, tasks, sizes = prepare(options)
-    folder = RunFolder.claim(options.results_root, options.name, overwrite=options.overwrite, resume=options.resume)
-    try:
-        return _run_in(folder, evaluation, tasks, sizes, progress, source)
-    finally:
-        folder.release()
-
-
-def _run_in(folder: RunFolder, evaluation: Evaluation, tasks: list[TaskData], sizes: dict[str, list[Size]],
-            progress: bool, source: str | None) -> RunResult:
-    options = evaluation.options
-    device = evaluation.restorer.device
-    stamp, entries = _open_record(folder, options)
-    with folder.running(device=str(device), fingerprint=stamp), log_to_file(folder.path / LOG_FILE, ("uir", FILE_LOGGER)):
-        logger.info("run folder: %s (%s)", folder.path, folder.mode)
-        _describe(evaluation, tasks, source)
-        skipped = 0
-        with ResultSink(folder.path, resume=folder.resuming, suffix=options.suffix, save_images=options.save_images,
-                        on_first_result=folder.first_result) as sink:
-            try:
-                with torch.no_grad():
-                    for task in tasks:
-                        skipped += evaluation.task(task, sizes[task.name], sink, progress)
-            except BaseException as exc:
-                logger.error("%s after %d restoration(s); rerun with --resume to continue (finished images are kept)",
-                             "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed ({type(exc).__name__}: {exc})",
-                             sink.processed)
-                raise
-        folder.first_result()
-        points = [{"task": t.name, "sampler": e.sampler, "label": e.name, "nfe": e.nfe,
-                   **sampler_settings(e.sampler, options.sampler_config(e))} for t in tasks for e in entries]
-        table = summarize(sink.rows(), points)
-        meta = {"name": options.name, "run_dir": str(folder.path), "device": describe_device(device),
-                "crop_border": options.effective_crop_border, "seed": options.seed,
-                "precision": options.runtime.precision, "batch_size": evaluation.batch_size, "options": source}
-        paths = write_tables(folder.path, table, meta=meta)
-        if sink.failures:
-            logger.error("%d restoration(s) gave no result (non-finite output); the table counts them as failed",
-                         len(sink.failures))
-        paths.update(per_image=sink.per_image.path, options=folder.path / OPTIONS_FILE, log=folder.path / LOG_FILE)
-        file_logger.info("results:\n%s", to_markdown(table))
-        logger.info("results: %s (.md, .json); per image: %s", paths["csv"], paths["per_image"])
-    return RunResult(folder.path, table, paths, str(device), sink.processed, skipped, sink.failures)
+    return Evaluation(options, restorer, points, scorer, batch_size, ctx), tasks, sizes

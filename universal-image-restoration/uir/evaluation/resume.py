@@ -99,25 +99,57 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 class PerImageLog:
-    def __init__(self, folder: Path, *, resume: bool):
+    """`per_image.csv` on rank 0 (`per_image.rank<r>.csv` on rank r of a torchrun run, merged into
+    it by rank 0 at the end): rows appended (thread-safe, flushed) as images finish."""
+
+    def __init__(self, folder: Path, *, resume: bool, rank: int = 0):
         self.folder = folder
-        self.path = folder / PER_IMAGE_FILE
-        rows = _read_rows(self.path) if resume and self.path.is_file() else []
-        self.rows = [r for r in rows if not r.get("error") and (not r.get("output") or (folder / r["output"]).is_file())]
+        self.rank = rank
+        self.path = folder / (PER_IMAGE_FILE if rank == 0 else f"per_image.rank{rank}.csv")
+        self.earlier: list[dict[str, Any]] = []  # rank > 0: rank 0's record when the run started
+        self.rows = self._kept(resume) if rank == 0 else []
         write_csv(self.path, self.rows, PER_IMAGE_COLUMNS)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", newline="", encoding="utf-8")
 
+    def _kept(self, resume: bool) -> list[dict[str, Any]]:
+        """Rank 0: the rows of earlier sessions worth keeping (a crashed multi-process session's
+        rank files included, then deleted): those whose image is on disk and has a result."""
+        files = [self.path, *sorted(self.folder.glob("per_image.rank*.csv"))]
+        rows = [r for f in files if resume and f.is_file() for r in _read_rows(f)]
+        for leftover in files[1:]:
+            leftover.unlink()
+        return [r for r in rows if not r.get("error") and (not r.get("output") or (self.folder / r["output"]).is_file())]
+
+    def load(self) -> None:
+        """Rank > 0: read rank 0's record (after rank 0 has written it: a barrier in between)."""
+        if self.rank != 0:
+            main = self.folder / PER_IMAGE_FILE
+            self.earlier = _read_rows(main) if main.is_file() else []
+
     def done(self) -> set[tuple[str, str, int, str]]:
         """(task, label, nfe, image) of every restoration on record."""
         with self._lock:
-            return {(r["task"], r.get("label") or r["sampler"], int(r["nfe"]), r["image"]) for r in self.rows}
+            return {(r["task"], r.get("label") or r["sampler"], int(r["nfe"]), r["image"])
+                    for r in self.earlier + self.rows}
 
     def append(self, row: Mapping[str, Any]) -> None:
         with self._lock:
             self.rows.append(dict(row))
             append_csv_row(self._file, row, PER_IMAGE_COLUMNS)
             self._file.flush()
+
+    def collect_ranks(self, world_size: int) -> None:
+        """Rank 0, at the end (its own file closed): append the other ranks' rows, delete their files."""
+        with self._lock, open(self.path, "a", newline="", encoding="utf-8") as f:
+            for rank in range(1, world_size):
+                path = self.folder / f"per_image.rank{rank}.csv"
+                if path.is_file():
+                    for row in _read_rows(path):
+                        self.rows.append(row)
+                        append_csv_row(f, row, PER_IMAGE_COLUMNS)
+                    f.flush()
+                    path.unlink()
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:

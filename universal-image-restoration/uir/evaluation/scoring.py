@@ -1,22 +1,31 @@
-"""Scoring restored images against GT as the reference does: PSNR / SSIM (RGB and Y) on the
-8-bit images, LPIPS on the float output; all batched on the run's device."""
+"""Scoring restored images as the reference does: PSNR / SSIM (RGB and Y) on the 8-bit images,
+LPIPS on the float output clamped to [0, 1], and FID (pytorch-fid's Inception and distance) of
+each sweep point's 8-bit outputs against the task's GT folder; all batched on the run's device.
+
+FID features are taken from the 8-bit outputs while the run goes (they are the bytes of the
+PNGs the run writes); a resumed run reads the PNGs of earlier sessions. The `input` row of each
+task scores the LQ images themselves: PSNR/SSIM/LPIPS from the loaded images, FID from the LQ
+folder's files, as pytorch-fid would read them.
+"""
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from uir.metrics import LpipsMetric, LpipsUnavailable, batch_image_metrics, unavailable_reason
+from uir.metrics.fid import FidAccumulator, FidInception, FidScore, FidUnavailable, fid_unavailable_reason
 
 logger = logging.getLogger(__name__)
 
 
-def load_lpips(device: torch.device) -> LpipsMetric | None:
+def load_lpips(device: torch.device, weights_file: str | None = None) -> LpipsMetric | None:
     """LPIPS (AlexNet) on `device`, or None (logged once) when its weights are not available."""
     try:
-        metric = LpipsMetric.create(device)
+        metric = LpipsMetric.create(device, weights_file)
     except LpipsUnavailable as exc:
         logger.warning("%s -- the LPIPS column stays empty", exc)
         return None
@@ -25,15 +34,33 @@ def load_lpips(device: torch.device) -> LpipsMetric | None:
     return metric
 
 
+def load_fid(device: torch.device, weights_file: str | None = None) -> FidAccumulator | None:
+    """FID's Inception on `device`, or None (logged once) when its weights are not available."""
+    try:
+        inception = FidInception.create(device, weights_file)
+    except FidUnavailable as exc:
+        logger.warning("%s -- the FID column stays empty", exc)
+        return None
+    if inception is None:
+        logger.warning("%s -- the FID column stays empty", fid_unavailable_reason())
+        return None
+    return FidAccumulator(inception)
+
+
 @dataclass(frozen=True)
 class Scorer:
-    """`scorer(out, out_u8, gt, gt_u8) -> {metric: [value per image]}`."""
+    """`scorer(out, out_u8, gt, gt_u8) -> {metric: [value per image]}`, and the FID features of
+    the sweep points (`fid`, None without FID)."""
 
     crop: int
     lpips: LpipsMetric | None = None
+    fid: FidAccumulator | None = None
 
     def __call__(self, out: Tensor, out_u8: Tensor, gt: Tensor, gt_u8: Tensor) -> dict[str, list[float]]:
         metrics = batch_image_metrics(out_u8, gt_u8, self.crop)
         if self.lpips is not None:
             metrics["lpips"] = self.lpips(out, gt)
         return {name: values.tolist() for name, values in metrics.items()}
+
+    def fid_score(self, key: Hashable, task: str) -> FidScore | None:
+        return self.fid.score(key, task) if self.fid is not None and task in self.fid.gt else None

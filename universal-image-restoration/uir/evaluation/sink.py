@@ -14,6 +14,7 @@ import numpy as np
 
 from uir.evaluation.sweep import SweepPoint
 from uir.evaluation.resume import PerImageLog
+from uir.evaluation.tables import INPUT
 from uir.evaluation.tasks import TaskData
 from uir.evaluation.writer import ImageWriter
 
@@ -39,13 +40,13 @@ class Restored:
 class ResultSink:
     """Use as a context manager: leaving it waits for every queued PNG and closes the CSV."""
 
-    def __init__(self, run_dir: Path, *, resume: bool, suffix: str | None, save_images: bool,
+    def __init__(self, run_dir: Path, *, resume: bool, suffix: str | None, save_images: bool, rank: int = 0,
                  on_first_result: Callable[[], None] | None = None):
         self.run_dir = run_dir
         self.on_first_result = on_first_result
         self.suffix = suffix or ""
         self.save_images = save_images
-        self.per_image = PerImageLog(run_dir, resume=resume)
+        self.per_image = PerImageLog(run_dir, resume=resume, rank=rank)
         self.writer = ImageWriter()
         self.processed = 0
         self.failures: list[str] = []  # one line per image that produced no result
@@ -65,6 +66,31 @@ class ResultSink:
         if self.on_first_result is not None:
             self.on_first_result, first = None, self.on_first_result
             first()
+
+    def record_input(self, task: TaskData, indices: list[int], metrics: dict[str, list[float]]) -> None:
+        """The `input` rows: the metrics of LQ images themselves against GT (no PNG)."""
+        for j, index in enumerate(indices):
+            self.per_image.append({"task": task.name, "sampler": INPUT, "label": INPUT, "nfe": 0,
+                                   "image": task.pairs[index].name, "output": "",
+                                   **{metric: values[j] for metric, values in metrics.items()}})
+
+    def load(self) -> None:
+        """Read what earlier sessions did (ranks > 0, once rank 0 has written it)."""
+        self.per_image.load()
+
+    def collect_ranks(self, world_size: int) -> None:
+        """Rank 0, after the sink is closed: the other ranks' per-image rows, into the run's per-image CSV."""
+        self.per_image.collect_ranks(world_size)
+
+    def record_error(self, task: TaskData, point: SweepPoint, index: int, error: str) -> None:
+        """An image that gave no result for another reason than its values (out of GPU memory)."""
+        label, nfe = point.key
+        line = f"{task.name}/{task.pairs[index].name} {label} nfe {nfe}: {error}"
+        logger.error(line)
+        with self._lock:
+            self.failures.append(line)
+        self.per_image.append({"task": task.name, "sampler": point.entry.sampler, "label": label, "nfe": nfe,
+                               "image": task.pairs[index].name, "output": "", "error": error})
 
     def done(self) -> set[tuple[str, str, int, str]]:
         """(task, label, nfe, image) of every restoration on record (earlier sessions' included)."""

@@ -23,11 +23,14 @@ PER_IMAGE_COLUMNS = (
 )
 SETTINGS_COLUMNS = ("solver", "order", "parameterization", "fit_target", "schedule")
 TABLE_COLUMNS = (
-    "task", "sampler", "label", "nfe", *SETTINGS_COLUMNS, *METRICS, "sec_per_image", "model_calls", "images", "failed",
+    "task", "sampler", "label", "nfe", *SETTINGS_COLUMNS, *METRICS, "fid", "fid_images", "sec_per_image",
+    "model_calls", "images", "failed",
 )
-_INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images", "failed"}
-_FLOAT_COLUMNS = {*METRICS, "seconds", "sec_per_image"}
-_MARKDOWN_DIGITS = {"psnr": 4, "ssim": 4, "psnr_y": 4, "ssim_y": 4, "lpips": 4, "sec_per_image": 4}
+_INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images", "failed", "fid_images"}
+_FLOAT_COLUMNS = {*METRICS, "fid", "seconds", "sec_per_image"}
+_MARKDOWN_DIGITS = {"psnr": 4, "ssim": 4, "psnr_y": 4, "ssim_y": 4, "lpips": 4, "fid": 4, "sec_per_image": 4}
+# The `input` row of a task: the LQ images scored against GT (is a restoration better than its input?).
+INPUT = "input"
 
 
 def sampler_settings(sampler: str, cfg: SamplerConfig) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], points: Sequence[Mapping[str, A
     table = []
     for point in points:
         group = by_point.get(point_key(point), [])
-        out: dict[str, Any] = {c: point.get(c) for c in ("task", "sampler", "label", "nfe", *SETTINGS_COLUMNS)}
+        out: dict[str, Any] = {c: point.get(c) for c in TABLE_COLUMNS}  # fid, fid_images: filled in by the run
         for metric in METRICS:
             out[metric] = _mean([r[metric] for r in group if r.get(metric) is not None])
         out["sec_per_image"] = _mean([r["seconds"] for r in group if r.get("seconds") is not None])

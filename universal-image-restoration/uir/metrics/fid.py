@@ -11,9 +11,9 @@ batched by size, on the run's device, so no second pass over the disk is needed.
 
 - `FidInception`: the network (weights from the torch hub cache, downloaded as pytorch-fid
   does, or a named file) and pool3 features of uint8 batches or of image files.
-- `FidFeatures`: the features of one image set, serialisable, mergeable across sessions/ranks.
 - `FidStatistics`, `frechet_distance`: mean/covariance and the distance (`FidScore`).
-- `FidAccumulator`: restored features per sweep point and GT statistics once per task.
+- `FidAccumulator`: restored features per sweep point by image index (mergeable across sessions
+  and ranks), GT statistics once per task.
 
 With fewer images than 2048 the covariances are singular. pytorch-fid's function then takes
 the matrix square root of their product anyway, retries with 1e-6 added to both diagonals when
@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,46 +187,6 @@ class FidStatistics:
             return cls(f["mu"][:], f["sigma"][:], int(f["images"]) if "images" in f else None)
 
 
-class FidFeatures:
-    """The pool3 features of one image set, gathered batch by batch.
-
-    Serialisable (`save`/`load`, or `array()` for a process group) and mergeable (`extend`), so a
-    resumed run or rank 0 of a multi-process run combines the features of every part.
-    """
-
-    def __init__(self, chunks: Iterable[np.ndarray] = ()):
-        self._chunks: list[np.ndarray] = []
-        for chunk in chunks:
-            self.add(chunk)
-
-    def add(self, features: np.ndarray) -> None:
-        features = np.asarray(features, dtype=np.float32)
-        if features.ndim != 2 or features.shape[1] != FID_DIMS:
-            raise ValueError(f"FID features: expected [N, {FID_DIMS}], got {features.shape}")
-        self._chunks.append(features)
-
-    def extend(self, other: "FidFeatures") -> None:
-        self._chunks.extend(other._chunks)
-
-    @property
-    def count(self) -> int:
-        return sum(len(c) for c in self._chunks)
-
-    def array(self) -> np.ndarray:
-        """All features ``[N, 2048]`` float32, in the order they were added."""
-        return np.concatenate(self._chunks) if self._chunks else np.empty((0, FID_DIMS), np.float32)
-
-    def statistics(self) -> FidStatistics:
-        return FidStatistics.from_features(self.array())
-
-    def save(self, path: str | os.PathLike) -> None:
-        np.save(path, self.array())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "FidFeatures":
-        return cls([np.load(path)])
-
-
 @dataclass(frozen=True)
 class FidScore:
     """An FID (None when it cannot be computed), the image counts it used, and pytorch-fid's note
@@ -254,52 +214,50 @@ def frechet_distance(restored: FidStatistics, gt: FidStatistics) -> FidScore:
 
 
 class FidAccumulator:
-    """The FIDs of one run: restored features per sweep point, GT statistics once per task.
+    """The FIDs of one run: each point's pool3 features by image index, and each task's GT
+    statistics from its GT folder's files (what the reference's ``calculate_fid_given_paths`` reads).
 
-    Points are any hashable keys (e.g. ``(task, label, nfe)``). GT comes either from the GT
-    folder's files (what the reference's ``calculate_fid_given_paths`` reads) or from the GT
-    images fed batch by batch.
+    Points are any hashable keys (e.g. ``(task, label, nfe)``). The statistics are taken in image
+    order, whatever the batches, sessions (`add_files`: PNGs written earlier) or processes
+    (`merge`) that produced the features, so their rounding does not depend on them.
     """
 
     def __init__(self, inception: FidInception):
         self.inception = inception
-        self.restored: dict[Hashable, FidFeatures] = {}
-        self._gt_features: dict[str, FidFeatures] = {}
-        self._gt_statistics: dict[str, FidStatistics] = {}
+        self.features: dict[Hashable, dict[int, np.ndarray]] = {}
+        self.gt: dict[str, FidStatistics] = {}
 
-    def add(self, point: Hashable, images: torch.Tensor) -> None:
-        """Add a batch of restored uint8 images ``[B, 3, H, W]`` of `point`."""
-        self.restored.setdefault(point, FidFeatures()).add(self.inception.features(images))
+    def add(self, point: Hashable, indices: Sequence[int], images: torch.Tensor) -> None:
+        """Restored uint8 images ``[B, 3, H, W]`` of `point`, image `indices[i]` in row i."""
+        self._store(point, indices, self.inception.features(images))
 
-    def add_files(self, point: Hashable, files: Sequence[str | os.PathLike]) -> None:
-        """Add restored images already on disk (written by an earlier session of a resumed run)."""
+    def add_files(self, point: Hashable, indices: Sequence[int], files: Sequence[str | os.PathLike]) -> None:
+        """Images of `point` already on disk (an earlier session of a resumed run)."""
         if files:
-            self.restored.setdefault(point, FidFeatures()).add(self.inception.features_of_files(files))
+            self._store(point, indices, self.inception.features_of_files(files))
 
-    def add_gt(self, task: str, images: torch.Tensor) -> None:
-        """Add a batch of the task's GT as uint8 ``[B, 3, H, W]`` (each GT image once)."""
-        self._gt_statistics.pop(task, None)
-        self._gt_features.setdefault(task, FidFeatures()).add(self.inception.features(images))
+    def _store(self, point: Hashable, indices: Sequence[int], rows: np.ndarray) -> None:
+        self.features.setdefault(point, {}).update(zip(indices, rows))
+
+    def merge(self, features: dict[Hashable, dict[int, np.ndarray]]) -> None:
+        """Features another process extracted (its `features`)."""
+        for point, rows in features.items():
+            self.features.setdefault(point, {}).update(rows)
 
     def gt_from_folder(self, task: str, folder: str | os.PathLike) -> FidStatistics:
         """The task's GT statistics from every image file of `folder`, computed once."""
-        if task not in self._gt_statistics:
-            features = FidFeatures([self.inception.features_of_files(image_files(folder))])
-            self._gt_statistics[task] = features.statistics()
-            self._gt_features.pop(task, None)
-        return self._gt_statistics[task]
+        if task not in self.gt:
+            self.gt[task] = FidStatistics.from_features(self.inception.features_of_files(image_files(folder)))
+        return self.gt[task]
 
-    def gt_statistics(self, task: str) -> FidStatistics:
-        if task not in self._gt_statistics:
-            if task not in self._gt_features:
-                raise KeyError(f"FID: no GT images or GT folder given for task {task!r}")
-            self._gt_statistics[task] = self._gt_features[task].statistics()
-        return self._gt_statistics[task]
+    def statistics(self, point: Hashable) -> FidStatistics:
+        rows = self.features.get(point, {})
+        features = np.stack([rows[i] for i in sorted(rows)]) if rows else np.empty((0, FID_DIMS), np.float32)
+        return FidStatistics.from_features(features)
 
     def score(self, point: Hashable, task: str) -> FidScore:
-        """The FID of `point`'s restored images against `task`'s GT."""
-        restored = self.restored.get(point, FidFeatures())
-        return frechet_distance(restored.statistics(), self.gt_statistics(task))
+        """The FID of `point`'s restored images against `task`'s GT (`gt_from_folder` first)."""
+        return frechet_distance(self.statistics(point), self.gt[task])
 
 
 __all__ = [
@@ -307,7 +265,6 @@ __all__ = [
     "FID_WEIGHTS",
     "FID_WEIGHTS_FILE",
     "FidAccumulator",
-    "FidFeatures",
     "FidInception",
     "FidScore",
     "FidStatistics",

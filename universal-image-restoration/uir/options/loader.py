@@ -35,12 +35,13 @@ FLAG_KEYS = {
     "channels_last": "channels_last",
     "no_metrics": "metrics",
     "no_lpips": "lpips",
+    "no_fid": "fid",
     "overwrite": "overwrite",
     "resume": "resume",
     "results_root": "results_root",
 }
 # Flags that store the negation of their key.
-_NEGATED = {"no_metrics", "no_lpips"}
+_NEGATED = {"no_metrics", "no_lpips", "no_fid"}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -198,6 +199,7 @@ def build_arg_parser(prog: str = "test.py") -> argparse.ArgumentParser:
     p.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
     p.add_argument("--no-metrics", action="store_true", default=None, help="only write restored images")
     p.add_argument("--no-lpips", action="store_true", default=None, help="skip LPIPS")
+    p.add_argument("--no-fid", action="store_true", default=None, help="skip FID")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing run folder")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
                    help="continue an interrupted run (the newest run folder of this name, or RUN_DIR)")

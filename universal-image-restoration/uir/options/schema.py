@@ -23,6 +23,7 @@ from uir.runtime import RuntimeSettings
 from uir.samplers.config import SamplerConfig
 from uir.samplers.registry import SAMPLERS
 from uir.sde.settings import IRSDESettings
+from uir.tiling import TileSettings
 
 DACLIP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DATASET_MODES = ("LQGT", "LQ")
@@ -241,7 +242,11 @@ class EvalOptions(Block):
     batch_size: int | str = option(1, check=_batch_size, help="images per batch (same size only), or auto")
     num_workers: int = option(2, check=integer(minimum=0, maximum=256), help="data loading worker processes")
     metrics: bool = option(True, check=boolean, help="compute PSNR/SSIM/LPIPS against GT")
-    lpips: bool = option(True, check=boolean, help="compute LPIPS (needs AlexNet's weights)")
+    lpips: bool = option(True, check=boolean, help="compute LPIPS (AlexNet's weights: cached, downloaded or lpips_weights)")
+    lpips_weights: str | None = option(None, check=file_path, help="a local alexnet-owt-7be5be79.pth for LPIPS")
+    fid: bool = option(True, check=boolean, help="compute FID against the GT folder (pytorch-fid's Inception)")
+    fid_weights: str | None = option(None, check=file_path,
+                                     help="a local pt_inception-2015-12-05-6726825d.pth for FID")
     data_root: str | None = option(None, check=file_path, help="folder holding <task>/{LQ,GT}")
     tasks: tuple[str, ...] | None = option(None, check=optional(names(item=folder_name)), flag="--dataset")
     results_root: str = option("results", check=_results_root, help="where run folders are created")
@@ -253,6 +258,8 @@ class EvalOptions(Block):
     overwrite: bool = option(False, check=boolean, help="replace the run folder <name>")
     resume: bool | str = option(False, check=_resume, help="continue the newest run folder of this name, or RUN_DIR")
     sweep: SweepOptions = option(block=SweepOptions)
+    tile: TileSettings | None = option(None, block=TileSettings,
+                                       help="evaluate the network on overlapping tiles (images larger than memory)")
 
     def __post_init__(self) -> None:
         unique("datasets.*.name", tuple(d.name for d in self.datasets))
