@@ -9,6 +9,15 @@ Layout:
     uir.options     YAML options validated into typed objects
     uir.evaluation  the test.py pipeline: batching, conditioning, result tables
     uir.training    train.py: the IR-SDE training loop
+    uir.api         ImageRestorer: restore images from Python
+
+The package's floors, bottom to top (an import only runs downward; tests/test_layering.py):
+common; sde; samplers, models, data, metrics, runtime; restoration, tiling; options;
+evaluation, training; benchmark, reporting; api.
 """
 
 __version__ = "0.1.0"
+
+from uir.api import ImageRestorer, NonFiniteResult  # noqa: E402 -- the public entry point
+
+__all__ = ["ImageRestorer", "NonFiniteResult", "__version__"]
