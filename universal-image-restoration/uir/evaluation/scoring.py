@@ -10,8 +10,9 @@ folder's files, as pytorch-fid would read them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -20,31 +21,31 @@ from uir.metrics import LpipsMetric, LpipsUnavailable, batch_image_metrics, unav
 from uir.metrics.fid import FidAccumulator, FidInception, FidScore, FidUnavailable, fid_unavailable_reason
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _load(what: str, create: Callable[[], T | None], unavailable: type[Exception], reason: Callable[[], str]) -> T | None:
+    """A metric's network, or None (said once in the log) when its weights are not available."""
+    try:
+        loaded = create()
+    except unavailable as exc:
+        logger.warning("%s -- the %s column stays empty", exc, what)
+        return None
+    if loaded is None:
+        logger.warning("%s -- the %s column stays empty", reason(), what)
+    return loaded
 
 
 def load_lpips(device: torch.device, weights_file: str | None = None) -> LpipsMetric | None:
-    """LPIPS (AlexNet) on `device`, or None (logged once) when its weights are not available."""
-    try:
-        metric = LpipsMetric.create(device, weights_file)
-    except LpipsUnavailable as exc:
-        logger.warning("%s -- the LPIPS column stays empty", exc)
-        return None
-    if metric is None:
-        logger.warning("%s -- the LPIPS column stays empty", unavailable_reason())
-    return metric
+    """LPIPS (AlexNet) on `device`."""
+    return _load("LPIPS", lambda: LpipsMetric.create(device, weights_file), LpipsUnavailable, unavailable_reason)
 
 
 def load_fid(device: torch.device, weights_file: str | None = None) -> FidAccumulator | None:
-    """FID's Inception on `device`, or None (logged once) when its weights are not available."""
-    try:
-        inception = FidInception.create(device, weights_file)
-    except FidUnavailable as exc:
-        logger.warning("%s -- the FID column stays empty", exc)
-        return None
-    if inception is None:
-        logger.warning("%s -- the FID column stays empty", fid_unavailable_reason())
-        return None
-    return FidAccumulator(inception)
+    """FID's Inception on `device`, with an empty accumulator."""
+    inception = _load("FID", lambda: FidInception.create(device, weights_file), FidUnavailable,
+                      fid_unavailable_reason)
+    return FidAccumulator(inception) if inception is not None else None
 
 
 @dataclass(frozen=True)
