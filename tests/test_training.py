@@ -23,6 +23,7 @@ from uir.training import (
     parse_train_options,
     train_step,
     training_loss,
+    validate,
 )
 from uir.training.init import initialise
 from uir.training.losses import per_sample
@@ -316,3 +317,27 @@ def test_options_round_trip_through_yaml(tmp_path):
     path = tmp_path / "again.yml"
     path.write_text(yaml.safe_dump(options.to_dict()))
     assert load_train_options(path) == options
+
+
+def test_validation_seeds_each_image_so_the_batch_size_changes_nothing(tmp_path):
+    """Image i of a task is seeded with seed + i, as in test.py: the validation PSNR does not
+    depend on how many images go through at once (it did with one shared generator)."""
+    from dataclasses import replace
+
+    from uir.training.data import load_pairs
+
+    _write_tiny_set(tmp_path / "data", tasks=("noisy",))
+    for i in range(1, 3):  # three validation images of the task
+        for kind in ("GT", "LQ"):
+            src = tmp_path / "data" / "test" / "noisy" / kind / "000.png"
+            (tmp_path / "data" / "test" / "noisy" / kind / f"{i:03d}.png").write_bytes(src.read_bytes())
+    options = parse_train_options(_tiny_options(tmp_path, **{"datasets.train.tasks": ["noisy"],
+                                                             "datasets.val.sampler": "posterior"}))
+    sde = IRSDE.from_settings(options.sde)
+    torch.manual_seed(0)
+    model = build_network("ConditionalUNet", TINY_NET).eval()
+    val = {"noisy": load_pairs(tmp_path / "data", "test", ("noisy",))}
+    results = [validate(model, sde, val, replace(options.datasets.val, batch_size=b), options.val_sampler,
+                        torch.device("cpu")) for b in (1, 2, 3)]
+    assert results[0].per_task["noisy"]["psnr"] == pytest.approx(results[1].per_task["noisy"]["psnr"], abs=0.02)
+    assert results[0].per_task["noisy"]["psnr"] == pytest.approx(results[2].per_task["noisy"]["psnr"], abs=0.02)
