@@ -197,3 +197,34 @@ def test_fid_weights_from_the_hub_cache_or_a_named_file(torch_home, random_weigh
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "wrong.pth")
     with pytest.raises(FidUnavailable, match="wrong.pth do not fit the FID Inception"):
         FidInception.load("cpu", weights_file=tmp_path / "wrong.pth")
+
+
+@pytest.mark.slow  # two 2048x2048 matrix square roots
+def test_fid_column_of_a_test_py_run_equals_pytorch_fid_on_its_folders(folders, random_weights, pytorch_fid_uses,
+                                                                       tmp_path, capsys):
+    """End to end: test.py's fid column for a sweep point equals pytorch-fid's
+    calculate_fid_given_paths([restored folder, GT folder], batch_size=1, dims=2048), as the
+    reference computes it; fid_images counts the images."""
+    import yaml
+
+    from helpers import load_script
+    from uir.evaluation import read_csv
+    from workspace import make_workspace, raw_options
+
+    ws = make_workspace(tmp_path)  # for its tiny network; the data are this module's two folders
+    data = tmp_path / "fid_data" / "noisy"
+    (data / "LQ").mkdir(parents=True)
+    for src, kind in ((folders["restored"][0], "LQ"), (folders["gt"][0], "GT")):
+        (data / kind).mkdir(exist_ok=True)
+        for png in sorted(src.iterdir()):
+            (data / kind / png.name).write_bytes(png.read_bytes())
+    raw = raw_options(ws, "res", data_root=str(data.parent), fid_weights=str(random_weights), lpips=False,
+                      batch_size=2, sweep={"samplers": ["mrsampler"], "nfe": [2]})
+    opt = tmp_path / "o.yml"
+    opt.write_text(yaml.safe_dump(raw))
+    assert load_script("test.py").main(["-opt", str(opt)]) == 0, capsys.readouterr().err
+    run_dir = ws / "res" / "t"
+    (row,) = [r for r in read_csv(run_dir / "results.csv") if r["sampler"] == "mrsampler"]
+    expected = fid_score.calculate_fid_given_paths([str(run_dir / "noisy" / "mrsampler_nfe2"), str(data / "GT")],
+                                                   1, "cpu", FID_DIMS, num_workers=0)
+    assert row["fid_images"] == 5 and abs(row["fid"] - expected) < 1e-3, (row["fid"], expected)
