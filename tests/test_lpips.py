@@ -134,3 +134,29 @@ def test_lpips_sees_the_output_clamped_not_quantized(torch_home, tmp_path, rando
     assert (value - unclamped).abs().min() > 1e-2
     assert (value - quantized).abs().max() > 1e-7
     assert torch.equal(lpips_input(out), out.clamp(0, 1)) and lpips_input(out) is not out
+
+
+def test_lpips_weights_option_fills_the_column_of_a_run(torch_home, tmp_path, random_alexnet):
+    """`lpips_weights` names the file through test.py's options: the column is filled, and equals
+    the package's LPIPS of the clamped output against GT; without it (and no download) it is empty."""
+    import numpy as np
+
+    from uir.data.paired import read_image
+    from uir.evaluation import read_csv, run
+    from workspace import make_task, make_workspace, options
+
+    package_net, features = random_alexnet
+    torch.save(features, tmp_path / "alexnet.pth")
+    ws = make_workspace(tmp_path / "ws")
+    make_task(ws / "big", "noisy", [("a", 64, 64, 3), ("b", 64, 64, 3)], np.random.default_rng(0))  # AlexNet's minimum
+    named = run(options(ws, "with", data_root=str(ws / "big"), lpips_weights=str(tmp_path / "alexnet.pth")),
+                progress=False)
+    row = next(r for r in read_csv(named.paths["per_image"]) if r["sampler"] == "sde")
+    out = torch.from_numpy(read_image(named.run_dir / row["output"])).permute(2, 0, 1)[None]
+    gt = torch.from_numpy(read_image(ws / "big" / "noisy" / "GT" / f"{row['image']}.png")).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        on_png = float(package_net(gt * 2 - 1, out * 2 - 1))
+    assert row["lpips"] == pytest.approx(on_png, abs=0.02)  # the run saw the float output, the PNG is 8-bit
+    assert all(r["lpips"] is not None for r in named.table)
+    unnamed = run(options(ws, "without", data_root=str(ws / "big")), progress=False)
+    assert all(r["lpips"] is None for r in unnamed.table)
