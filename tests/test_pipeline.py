@@ -422,3 +422,30 @@ def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
     runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True).runtime)
     assert seen == {"dynamic": True}
     assert runtime.auto_batch_size(lambda batch: None, torch.device("cpu")) == 1
+
+
+def test_labelled_runs_name_their_points_everywhere(ws):
+    runs = [{"label": "MR Sampler-1", "sampler": "mrsampler", "nfe": [2, 3], "set": {"order": 1}},
+            {"label": "MR Sampler-2", "sampler": "mrsampler", "nfe": 2, "set": {"order": 2}}]
+    result = run(options(ws, "labels", max_images=1, sweep={"runs": runs}), progress=False)
+    table = [r for r in result.table if r["sampler"] != "input"]
+    assert [(r["label"], r["nfe"], r["order"]) for r in table] == [("MR Sampler-1", 2, 1), ("MR Sampler-1", 3, 1),
+                                                                    ("MR Sampler-2", 2, 2)]
+    assert {r["label"] for r in read_csv(result.paths["per_image"]) if r["output"]} == {"MR Sampler-1", "MR Sampler-2"}
+    assert sorted(p.name for p in (result.run_dir / "noisy").iterdir()) == [
+        "MR_Sampler-1_nfe2", "MR_Sampler-1_nfe3", "MR_Sampler-2_nfe2"]
+    assert "| noisy | mrsampler | MR Sampler-2 | 2 |" in result.paths["md"].read_text()
+    one, two = (next(r for r in table if r["label"] == f"MR Sampler-{k}" and r["nfe"] == 2) for k in (1, 2))
+    assert one["psnr"] != two["psnr"]  # the set: block reached the sampler
+
+
+@pytest.mark.parametrize("runs, message", [
+    ([{"sampler": "mrsampler", "nfe": 2, "set": {"ordr": 1}}], r"sweep\.runs\[0\]\.set\.ordr: unknown key \(did you mean 'order'\?\)"),
+    ([{"sampler": "mrsampler", "nfe": 2, "set": {"order": 0}}], r"sweep\.runs\[0\]\.set\.order: must be >= 1"),
+    ([{"sampler": "mrsampler", "nfe": 2, "set": {"num_sample_steps": 5}}], r"set the steps with the run's nfe"),
+    ([{"label": "a b", "sampler": "sde", "nfe": 2}, {"label": "a_b", "sampler": "posterior", "nfe": 2}],
+     r"listed twice: a_b_nfe2"),
+])
+def test_bad_labelled_runs_are_named(ws, runs, message):
+    with pytest.raises(ValueError, match=message):
+        options(ws, "x", sweep={"runs": runs})
