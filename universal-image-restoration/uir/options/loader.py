@@ -135,7 +135,7 @@ def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] =
 # ---- command line ---------------------------------------------------------------------------
 
 
-def _batch_size_arg(text: str) -> int | str:
+def batch_size_arg(text: str) -> int | str:
     if text == "auto":
         return text
     try:
@@ -160,7 +160,7 @@ def build_arg_parser(prog: str = "test.py") -> argparse.ArgumentParser:
                    help="set any options key, e.g. --set sampler.order=3 (repeatable; value read as YAML)")
     p.add_argument("--seed", type=int, help="base seed; image i of a task uses seed + i")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=_batch_size_arg, metavar="N|auto",
+    p.add_argument("--batch-size", type=batch_size_arg, metavar="N|auto",
                    help="images per batch (same size only); auto sizes it from free GPU memory")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading worker processes")
     p.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images of each task")
