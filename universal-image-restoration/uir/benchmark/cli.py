@@ -7,17 +7,19 @@ from pathlib import Path
 
 import torch
 
-from uir.benchmark.quality import run_quality
+from uir.benchmark.quality import Tolerance, run_quality
 from uir.benchmark.report import render_markdown, write_outputs
 from uir.benchmark.settings import DEVICE_DEFAULTS, NETWORKS, REPO, Settings
 from uir.benchmark.speed import run_benchmark
 from uir.common.cli import run_script
 from uir.common.errors import OptionsError
 from uir.options import load_options
-from uir.options.loader import batch_size_arg
-from uir.runtime import PRECISIONS, resolve_device
+from uir.options.loader import batch_size_arg, parse_assignment
+from uir.precision import PRECISIONS
+from uir.runtime import resolve_device
 
 PROG = "benchmark.py"
+DEFAULT_PRECISION = "bf16"  # the speed benchmark's fast path
 DEMO_OPTIONS = REPO / "options" / "demo.yml"
 USAGE = """examples:
     python scripts/benchmark.py                       # GPU defaults on CUDA, reduced ones on the CPU
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-images", type=int,
                    help="how many of them the reference path restores (default: 4, at most --images)")
     p.add_argument("--batch-size", type=batch_size_arg, metavar="N|auto", help="fast path batch (GPU default auto, CPU 4)")
-    p.add_argument("--precision", choices=PRECISIONS, default="bf16",
-                   help="fast path autocast of the UNet (default: bf16)")
+    p.add_argument("--precision", nargs="+", choices=(*PRECISIONS, "all"),
+                   help="the fast path's precision (uir.precision; default bf16); with --quality one or more, "
+                        "compared in one run (default: all)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="fast path channels_last (default: on for CUDA, off on the CPU)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
@@ -61,8 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", action="store_true",
                    help="compare the fast path's per-task PSNR / SSIM with float32 on --options")
     p.add_argument("--options", default=str(DEMO_OPTIONS), help="options file for --quality (default: options/demo.yml)")
-    p.add_argument("--tol-psnr", type=float, default=0.05, help="--quality tolerance on PSNR, dB (default 0.05)")
-    p.add_argument("--tol-ssim", type=float, default=0.001, help="--quality tolerance on SSIM (default 0.001)")
+    p.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="with --quality: set a key of --options, as test.py's --set (repeatable)")
+    p.add_argument("--tol-psnr", type=float, default=Tolerance.psnr,
+                   help=f"--quality tolerance on the mean |dPSNR| of a task's images, dB (default {Tolerance.psnr})")
+    p.add_argument("--tol-psnr-max", type=float, default=Tolerance.psnr_max,
+                   help=f"--quality tolerance on each image's |dPSNR|, dB (default {Tolerance.psnr_max})")
+    p.add_argument("--tol-ssim", type=float, default=Tolerance.ssim,
+                   help=f"--quality tolerance on |dSSIM| of the means (default {Tolerance.ssim})")
     return p
 
 
@@ -76,6 +85,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in ("sizes", "nfe", "posterior_nfe"):
         if any(v < 1 for v in getattr(args, name) or []):
             p.error(f"--{name.replace('_', '-')}: values must be >= 1")
+    if args.precision and "all" in args.precision:
+        args.precision = None if args.quality else p.error("--precision all: only with --quality")
+    if args.precision and len(args.precision) > 1 and not args.quality:
+        p.error("--precision: the speed benchmark takes one precision (several only with --quality)")
     return args
 
 
@@ -90,7 +103,8 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     images = pick("images")
     return Settings(
         device=device, sizes=pick("sizes"), nfe=pick("nfe"), posterior_nfe=pick("posterior_nfe"), images=images,
-        ref_images=min(pick("ref_images"), images), batch_size=pick("batch_size"), precision=args.precision,
+        ref_images=min(pick("ref_images"), images), batch_size=pick("batch_size"),
+        precision=args.precision[0] if args.precision else DEFAULT_PRECISION,
         channels_last=pick("channels_last"), compile=args.compile, network=args.network, seed=args.seed,
     )
 
@@ -112,7 +126,7 @@ def _quality_options(args: argparse.Namespace, settings: Settings):
     if not Path(args.options).is_file():
         raise OptionsError(f"--options: options file {args.options} does not exist (train the demo network "
                            f"first, or pass --options)")
-    overrides = [("device", str(settings.device)), ("precision", settings.precision),
+    overrides = [*(parse_assignment(text) for text in args.set), ("device", str(settings.device)),
                  ("channels_last", settings.channels_last), ("compile", settings.compile),
                  ("batch_size", settings.batch_size)]
     if args.images is not None:
@@ -123,7 +137,8 @@ def _quality_options(args: argparse.Namespace, settings: Settings):
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     settings = resolve_settings(args)
     if args.quality:
-        report = run_quality(_quality_options(args, settings), settings, args.nfe, args.tol_psnr, args.tol_ssim, argv)
+        tolerance = Tolerance(args.tol_psnr, args.tol_psnr_max, args.tol_ssim)
+        report = run_quality(_quality_options(args, settings), settings, args.nfe, tolerance, argv, args.precision)
         section = args.section or f"quality-{settings.device.type}"
     else:
         report = run_benchmark(settings, argv)
