@@ -2,12 +2,16 @@
 
 - `fp32`: float32 (the reference's). On CUDA the reference's PyTorch defaults hold (TF32 for
   cuDNN convolutions, not for matmuls).
+- `tf32`: float32 with TF32 for every matmul and convolution on CUDA (on the CPU, which has no
+  TF32, the same as fp32).
 - `bf16`, `fp16`: the whole network under ``torch.autocast``.
-- `mixed` (the precision policy of issue 17): bf16 autocast with the layers that reduced
-  precision hurts kept in float32 (`MIXED_FP32_GROUPS`), TF32 for the float32 convolutions and
-  matmuls on CUDA (on the CPU TF32 does not exist and those settings do nothing), and the
-  network in float32 at the last steps, ``t <= MIXED_FP32_BELOW_T``, where the samplers turn
-  its output into x_0 with the largest gain.
+- `fp16-mixed` (the precision policy of issue 17, what `fast: true` uses on CUDA) and
+  `bf16-mixed`: autocast with every norm in float32 (`MIXED_FP32_GROUPS`), TF32 for the
+  float32 matmuls on CUDA. The ConditionalUNet's ChannelLayerNorm takes eps 1e-3 for half
+  inputs (as the reference) and 1e-5 for float32 ones, so under plain autocast every norm
+  changes its formula; that, not rounding, was most of bf16's error on the demo network.
+  fp16-mixed keeps PSNR within 0.01 dB of fp32 on the demo set, bf16-mixed within 0.1
+  (docs/benchmarks.md, "Precision policy").
 
 A network names its layer groups with ``network.precision_groups() -> {group: [modules]}``
 (`ConditionalUNet` does: `time_embedding`, `attention`, `norm`, `first_conv`, `last_conv`).
