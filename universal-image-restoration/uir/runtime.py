@@ -2,8 +2,9 @@
 autocast precision, channels_last and torch.compile (`RuntimeSettings`, top-level keys of an
 options file), one `resolve_device`, one `prepare_network`, and the automatic batch size.
 
-Only the network calls change precision: `NetworkCall` runs the network under
-``torch.autocast`` and hands float32 back, so every sampler's arithmetic stays float32.
+Only the network calls change precision: `NetworkCall` runs the network as its `precision`
+policy says (`uir.precision`: autocast, float32 layer groups, TF32) and hands float32 back, so
+every sampler's arithmetic stays float32.
 `torch.compile` uses ``dynamic=True``. The first call compiles for its exact shape; the first
 call with another size recompiles once with symbolic height, width and batch, and that graph
 then serves every later size (a batch of one is specialised once more, as PyTorch treats sizes

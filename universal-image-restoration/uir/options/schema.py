@@ -32,7 +32,8 @@ MODELS = ("denoising",)
 DEFAULT_DACLIP_CONFIG = "ViT-B-32"
 # `fast: true` (test.py --fast), per device type: the settings that keep issue 17's quality bar
 # (docs/benchmarks.md, "Precision policy"). A key the options set explicitly keeps its value. On
-# the CPU nothing pays: bf16 is slower than fp32 there, and compiling takes minutes.
+# the CPU nothing pays: fp16-mixed runs slower than fp32 there (bf16-mixed, faster, misses the
+# bar), batches are 1, and compiling takes minutes.
 FAST_SETTINGS = {
     "cuda": {"batch_size": "auto", "precision": "fp16-mixed", "channels_last": True, "compile": True},
     "cpu": {},
