@@ -1,4 +1,4 @@
-"""scripts/benchmark.py and uir.evaluation.profiling on the CPU, with the `tiny` network preset:
+"""uir.benchmark (scripts/benchmark.py) and uir.benchmark.profiling on the CPU, with the `tiny` network preset:
 the command runs end to end and reports every column; the fast path (batched) restores the
 same images as the reference-style path (batch 1) in float32; bf16 autocast, channels_last
 and torch.compile run; FLOP counts are exact for a convolution and scale with image area;
@@ -14,16 +14,14 @@ import torch
 import yaml
 from torch import nn
 
+import uir.benchmark as bench
+from uir.benchmark.profiling import CallTimer, PhaseTimer, ProfiledDenoiser, count_flops
 from uir.data.demo import make_demo_dataset
-from uir.evaluation.profiling import CallTimer, PhaseTimer, ProfiledDenoiser, count_flops
 from uir.models import build_network
 from uir.models.clip_preprocess import clip_preprocess
 from uir.models.daclip import build_daclip
 
-from helpers import load_script
-
 REPO = Path(__file__).resolve().parents[1]
-bench = load_script("scripts/benchmark.py")
 CPU = torch.device("cpu")
 
 

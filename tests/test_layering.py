@@ -1,7 +1,7 @@
 """The house's floors: every import inside `uir` runs downward (or stays inside its own package).
 
-Bottom to top: common; sde; samplers, models, data, metrics, runtime; restoration, tiling;
-options; evaluation, training; benchmark, reporting; api. A module may import its own package and any
+Bottom to top: common; sde, precision; samplers, models, data, metrics; runtime; restoration,
+tiling; options; evaluation, training; benchmark, reporting; api. A module may import its own package and any
 package on a lower floor, never one on its own floor or above.
 """
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "universal-image-restoration" / "uir"
 FLOORS = [
     {"common"},
-    {"sde"},
-    {"samplers", "models", "data", "metrics", "runtime"},
+    {"sde", "precision"},
+    {"samplers", "models", "data", "metrics"},
+    {"runtime"},
     {"restoration", "tiling"},
     {"options"},
     {"evaluation", "training"},

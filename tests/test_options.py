@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from uir.options.schema import FAST_SETTINGS
 from uir.options import (
     REFERENCE_TASKS,
     EvalOptions,
@@ -375,8 +376,10 @@ def test_reference_option_files_load_unchanged(tmp_path, file):
     assert options.network_G.setting["ch_mult"] == [1, 2, 4, 8] and options.network_G.setting["context_dim"] == 512
     # the reference falls back to degradation.scale (4) for the metrics' crop border
     assert options.crop_border is None and options.effective_crop_border == 4
-    # faithful defaults of the run settings
-    assert (options.runtime.precision, options.runtime.compile, options.batch_size, options.runtime.channels_last) == ("fp32", False, 1, False)
+    # faithful defaults of the run settings: batch_size auto is 1 on the CPU and sized from free
+    # memory on CUDA; batching moves fp32 results by < 1e-5 (scripts/batch_invariance.py)
+    assert (options.runtime.precision, options.runtime.compile, options.batch_size, options.runtime.channels_last,
+            options.fast) == ("fp32", False, "auto", False, False)
 
 
 @pytest.mark.parametrize("file", OUR_OPTION_FILES)
@@ -451,6 +454,26 @@ def test_our_run_keys_and_their_defaults():
     assert custom.effective_crop_border == 0  # explicit 0: no crop
     assert custom.data_root == str(Path("~/data").expanduser())
     assert parse_options({**raw, "crop_border": 2}).effective_crop_border == 2
+
+
+def test_fast_fills_the_unset_keys_and_explicit_keys_win(tmp_path):
+    """`fast: true` / --fast: FAST_SETTINGS of the device's type for the keys not set; a key set
+    in the file or by a flag keeps its value; the resolved options show the effective values."""
+    raw = {k: v for k, v in yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"]).items()}
+    cuda = parse_options({**raw, "fast": True, "device": "cuda"})
+    assert cuda.fast and FAST_SETTINGS["cuda"]["precision"] == "fp16-mixed"
+    assert (cuda.batch_size, cuda.runtime.precision, cuda.runtime.channels_last, cuda.runtime.compile) == (
+        "auto", "fp16-mixed", True, True)
+    mine = parse_options({**raw, "fast": True, "device": "cuda", "precision": "fp32", "compile": False})
+    assert (mine.runtime.precision, mine.runtime.compile, mine.runtime.channels_last) == ("fp32", False, True)
+    assert parse_options(mine.to_dict()) == mine  # options.yml reads back the same run
+    cpu = parse_options({**raw, "fast": True, "device": "cpu"})
+    assert FAST_SETTINGS["cpu"] == {} and cpu.runtime == parse_options({**raw, "device": "cpu"}).runtime
+    opt = write(tmp_path, REFERENCE_OPTION_FILES["mrsampler.yml"])
+    flags = parse_cli([f"-opt={opt}", "--fast", "--device", "cuda:0", "--precision", "bf16-mixed"])
+    assert (flags.fast, flags.runtime.precision, flags.runtime.compile) == (True, "bf16-mixed", True)
+    with pytest.raises(ValueError, match="fast: expected true or false"):
+        parse_options({**raw, "fast": "yes"})
 
 
 def test_missing_sections_and_sources_are_errors():

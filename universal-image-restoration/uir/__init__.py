@@ -12,7 +12,7 @@ Layout:
     uir.api         ImageRestorer: restore images from Python
 
 The package's floors, bottom to top (an import only runs downward; tests/test_layering.py):
-common; sde; samplers, models, data, metrics, runtime; restoration, tiling; options;
+common; sde, precision; samplers, models, data, metrics; runtime; restoration, tiling; options;
 evaluation, training; benchmark, reporting; api.
 """
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from uir.runtime import auto_batch_size
 from uir.samplers import PerSampleNoise
 from uir.samplers.base import Denoiser
 from uir.samplers.registry import Sampler
@@ -82,3 +83,16 @@ class Restorer:
         watch = FiniteWatch(self.denoiser, lq.shape[0], lq.device)
         result = sampler.sample(watch, x_T, lq, text_context=text_context, image_context=image_context, noise=noise)
         return Restoration(result.x, result.nfe, finite_per_image(result.x), watch.first_bad)
+
+    def probe(self, batch: int, height: int, width: int) -> None:
+        """One network call, with DA-CLIP's contexts, on random images of this shape: what
+        `auto_batch_size` measures, and a warm-up of kernels and compilation."""
+        mu = torch.rand(batch, 3, height, width, device=self.device)
+        x = torch.rand(batch, 3, height, width, device=self.device)  # not `mu`: compile guards on aliasing
+        with torch.no_grad():
+            image_context, degra_context = self.contexts(mu)
+            self.denoiser(x, mu, float(self.sde.T), image_context=image_context, text_context=degra_context)
+
+    def auto_batch_size(self, height: int, width: int) -> int:
+        """`batch_size: auto` for images up to ``height x width``: from free GPU memory, 1 on the CPU."""
+        return auto_batch_size(lambda batch: self.probe(batch, height, width), self.device)

@@ -2,8 +2,9 @@
 autocast precision, channels_last and torch.compile (`RuntimeSettings`, top-level keys of an
 options file), one `resolve_device`, one `prepare_network`, and the automatic batch size.
 
-Only the network calls change precision: `NetworkCall` runs the network under
-``torch.autocast`` and hands float32 back, so every sampler's arithmetic stays float32.
+Only the network calls change precision: `NetworkCall` runs the network as its `precision`
+policy says (`uir.precision`: autocast, float32 layer groups, TF32) and hands float32 back, so
+every sampler's arithmetic stays float32.
 `torch.compile` uses ``dynamic=True``. The first call compiles for its exact shape; the first
 call with another size recompiles once with symbolic height, width and batch, and that graph
 then serves every later size (a batch of one is specialised once more, as PyTorch treats sizes
@@ -14,6 +15,7 @@ statistics and so the numbers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +25,8 @@ from torch import Tensor, nn
 from uir.common.checks import boolean, check_int, choice, device_name
 from uir.common.declared import Block, option
 from uir.common.errors import OptionsError
+from uir.precision import POLICIES, PRECISIONS, PrecisionPolicy, apply_policy, tf32
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # `batch_size: auto` never goes beyond this, and keeps this share of free GPU memory in use.
 AUTO_BATCH_LIMIT = 64
 AUTO_BATCH_HEADROOM = 0.8
@@ -45,7 +46,7 @@ class RuntimeSettings(Block):
     device: str = option("auto", check=device_name, help="auto, cpu, cuda or cuda:N")
     gpu_ids: tuple[int, ...] = option((0,), check=_gpu_ids, help="the reference's key: device: auto uses gpu_ids[0]")
     precision: str = option("fp32", check=choice(PRECISIONS),
-                            help="autocast for the networks only (fp32, bf16, fp16)")
+                            help="the networks' arithmetic: fp32, bf16 / fp16 autocast, or mixed (uir.precision)")
     channels_last: bool = option(False, check=boolean, help="channels_last memory format")
     compile: bool = option(False, check=boolean, help="torch.compile the network (dynamic shapes)")
 
@@ -89,33 +90,39 @@ def synchronize(device_: torch.device) -> None:
 
 class NetworkCall:
     """The network as the samplers call it: ``(x, mu, t, text_context=, image_context=) -> float32``,
-    with autocast (`precision`) and channels_last inputs applied around the network only."""
+    with autocast (`precision`, a name of `uir.precision.POLICIES` or a policy) and channels_last
+    inputs applied around the network only."""
 
-    def __init__(self, network: nn.Module, device_: torch.device, *, precision: str = "fp32",
+    def __init__(self, network: nn.Module, device_: torch.device, *, precision: str | PrecisionPolicy = "fp32",
                  channels_last: bool = False):
         self.network = network
         self.device_type = device_.type
-        self.autocast_dtype = AUTOCAST_DTYPES[precision]
+        self.policy = POLICIES[precision] if isinstance(precision, str) else precision
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return self.policy.autocast_dtype
 
     def __call__(self, x: Tensor, mu: Tensor, t, *, text_context=None, image_context=None) -> Tensor:
         x = x.contiguous(memory_format=self.memory_format)
         mu = mu.contiguous(memory_format=self.memory_format)
+        dtype = self.policy.dtype_at(None if isinstance(t, Tensor) else float(t))
         if not isinstance(t, Tensor):
             # A tensor, not a Python number: torch.compile would specialise on (and recompile for)
             # every time value. The UNet reads the time as float32 either way, so nothing changes.
             t = torch.full((), float(t), dtype=torch.float32, device=x.device)  # no host-to-device copy
-        if self.autocast_dtype is None:
+        autocast = nullcontext() if dtype is None else torch.autocast(self.device_type, dtype=dtype)
+        with tf32(self.device_type, self.policy.tf32), autocast:
             out = self.network(x, mu, t, text_context=text_context, image_context=image_context)
-        else:
-            with torch.autocast(self.device_type, dtype=self.autocast_dtype):
-                out = self.network(x, mu, t, text_context=text_context, image_context=image_context)
         return out.float()
 
 
 def prepare_network(network: nn.Module, device_: torch.device, settings: RuntimeSettings) -> NetworkCall:
-    """Move `network` to `device_` in eval mode, apply channels_last / torch.compile, wrap it."""
-    network = network.to(device_).eval().requires_grad_(False)
+    """Move `network` to `device_` in eval mode, apply the precision policy (its float32 layers,
+    TF32), channels_last and torch.compile, wrap it."""
+    policy = POLICIES[settings.precision]
+    network = apply_policy(network.to(device_).eval().requires_grad_(False), policy)
     if settings.channels_last:
         network = network.to(memory_format=torch.channels_last)
     if settings.compile:

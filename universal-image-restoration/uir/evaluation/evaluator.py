@@ -33,7 +33,7 @@ from uir.metrics import quantize_to_uint8
 from uir.metrics.reference import validate_crop
 from uir.options.schema import EvalOptions
 from uir.restoration import Restorer
-from uir.runtime import auto_batch_size, describe_device, synchronize
+from uir.runtime import describe_device, synchronize
 from uir.sde.irsde import IRSDE
 
 logger = logging.getLogger(__name__)
@@ -185,20 +185,11 @@ class Evaluation:
         return skipped
 
 
-def _forward_once(restorer: Restorer, batch: int, height: int, width: int) -> None:
-    """One network call (with contexts) on random images: probes memory, warms kernels up."""
-    mu = torch.rand(batch, 3, height, width, device=restorer.device)
-    x = torch.rand(batch, 3, height, width, device=restorer.device)  # not `mu`: compile guards on aliasing
-    with torch.no_grad():
-        image_context, degra_context = restorer.contexts(mu)
-        restorer.denoiser(x, mu, float(restorer.sde.T), image_context=image_context, text_context=degra_context)
-
-
 def _batch_size(options: EvalOptions, restorer: Restorer, sizes: list[Size]) -> int:
     if options.batch_size != "auto":
         return int(options.batch_size)
     height, width = max(sizes, key=lambda s: s[0] * s[1])
-    batch_size = auto_batch_size(lambda batch: _forward_once(restorer, batch, height, width), restorer.device)
+    batch_size = restorer.auto_batch_size(height, width)
     logger.info("batch_size auto: %d image(s) per batch (largest image %dx%d, %s)", batch_size, height, width,
                 restorer.device)
     return batch_size
@@ -211,7 +202,7 @@ def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: l
         return
     (height, width), _ = Counter(sizes).most_common(1)[0]
     start = time.perf_counter()
-    _forward_once(restorer, batch_size, height, width)
+    restorer.probe(batch_size, height, width)
     synchronize(restorer.device)
     logger.info("warm-up pass (%dx%d, batch %d): %.1f s", height, width, batch_size, time.perf_counter() - start)
 

@@ -107,9 +107,15 @@ class PerImageLog:
         self.rank = rank
         self.path = folder / (PER_IMAGE_FILE if rank == 0 else f"per_image.rank{rank}.csv")
         self.earlier: list[dict[str, Any]] = []  # rank > 0: rank 0's record when the run started
-        self.rows = self._kept(resume) if rank == 0 else []
-        write_csv(self.path, self.rows, PER_IMAGE_COLUMNS)
+        self.rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._file = None
+        if rank == 0:
+            self.rows = self._kept(resume)
+            self._open()
+
+    def _open(self) -> None:
+        write_csv(self.path, self.rows, PER_IMAGE_COLUMNS)
         self._file = open(self.path, "a", newline="", encoding="utf-8")
 
     def _kept(self, resume: bool) -> list[dict[str, Any]]:
@@ -122,10 +128,12 @@ class PerImageLog:
         return [r for r in rows if not r.get("error") and (not r.get("output") or (self.folder / r["output"]).is_file())]
 
     def load(self) -> None:
-        """Rank > 0: read rank 0's record (after rank 0 has written it: a barrier in between)."""
+        """Rank > 0, after rank 0 has merged what earlier sessions left (a barrier in between): read
+        rank 0's record, and only then start this rank's file (rank 0 deletes stale rank files)."""
         if self.rank != 0:
             main = self.folder / PER_IMAGE_FILE
             self.earlier = _read_rows(main) if main.is_file() else []
+            self._open()
 
     def done(self) -> set[tuple[str, str, int, str]]:
         """(task, label, nfe, image) of every restoration on record."""
@@ -157,7 +165,8 @@ class PerImageLog:
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
 
 
 def recorded_entries(saved_options: Mapping[str, Any] | None) -> tuple[SweepEntry, ...]:

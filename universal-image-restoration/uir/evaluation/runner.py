@@ -105,6 +105,7 @@ def _run_in(folder: RunFolder | None, evaluation: Evaluation, tasks: list[TaskDa
                         rank=ctx.rank, on_first_result=folder.first_result if ctx.is_main else None) as sink:
             ctx.barrier("per-image log")  # rank 0 has merged what earlier sessions left before the others read it
             sink.load()
+            ctx.barrier("per-image log read")  # every rank knows what is done before any adds to it
             try:
                 with torch.no_grad():
                     for task in tasks:

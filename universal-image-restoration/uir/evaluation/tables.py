@@ -28,7 +28,7 @@ TABLE_COLUMNS = (
 )
 _INT_COLUMNS = {"nfe", "order", "model_calls", "seed", "batch_size", "images", "failed", "fid_images"}
 _FLOAT_COLUMNS = {*METRICS, "fid", "seconds", "sec_per_image"}
-_MARKDOWN_DIGITS = {"psnr": 4, "ssim": 4, "psnr_y": 4, "ssim_y": 4, "lpips": 4, "fid": 4, "sec_per_image": 4}
+_MARKDOWN_FORMATS = {c: "{:.4f}" for c in ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid", "sec_per_image")}
 # The `input` row of a task: the LQ images scored against GT (is a restoration better than its input?).
 INPUT = "input"
 
@@ -125,16 +125,25 @@ def summarize(rows: Iterable[Mapping[str, Any]], points: Sequence[Mapping[str, A
     return table
 
 
-def to_markdown(table: Sequence[Mapping[str, Any]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
-    def cell(column: str, value: Any) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float) and column in _MARKDOWN_DIGITS:
-            return f"{value:.{_MARKDOWN_DIGITS[column]}f}"
+def markdown_cell(value: Any, fmt: str = "{}") -> str:
+    """A table cell: `-` for None, yes / NO for a bool, inf / nan as such, else `fmt`."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    return fmt.format(value)
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(cell(c, row.get(c)) for c in columns) + " |" for row in table]
+
+def to_markdown(table: Sequence[Mapping[str, Any]], columns: Sequence[str] = TABLE_COLUMNS, *,
+                titles: Mapping[str, str] | None = None, formats: Mapping[str, str] | None = None) -> str:
+    """A Markdown table of `columns` (keys of each row), headed by `titles` (default: the keys)
+    and formatted by `formats` (a `str.format` pattern per key; default: the results table's)."""
+    titles = titles or {}
+    formats = _MARKDOWN_FORMATS if formats is None else formats
+    lines = ["| " + " | ".join(titles.get(c, c) for c in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(markdown_cell(row.get(c), formats.get(c, "{}")) for c in columns) + " |" for row in table]
     return "\n".join(lines) + "\n"
 
 

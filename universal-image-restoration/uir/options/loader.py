@@ -33,6 +33,7 @@ FLAG_KEYS = {
     "precision": "precision",
     "compile": "compile",
     "channels_last": "channels_last",
+    "fast": "fast",
     "no_metrics": "metrics",
     "no_lpips": "lpips",
     "no_fid": "fid",
@@ -165,7 +166,7 @@ def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] =
 # ---- command line ---------------------------------------------------------------------------
 
 
-def _batch_size_arg(text: str) -> int | str:
+def batch_size_arg(text: str) -> int | str:
     if text == "auto":
         return text
     try:
@@ -190,11 +191,15 @@ def build_arg_parser(prog: str = "test.py") -> argparse.ArgumentParser:
                    help="set any options key, e.g. --set sampler.order=3 (repeatable; value read as YAML)")
     p.add_argument("--seed", type=int, help="base seed; image i of a task uses seed + i")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=_batch_size_arg, metavar="N|auto",
+    p.add_argument("--batch-size", type=batch_size_arg, metavar="N|auto",
                    help="images per batch (same size only); auto sizes it from free GPU memory")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading worker processes")
     p.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images of each task")
-    p.add_argument("--precision", help="fp32 (default), bf16 or fp16 autocast for the networks")
+    p.add_argument("--precision", help="fp32 (default), bf16 or fp16 autocast, bf16-mixed or fp16-mixed (norms "
+                   "in float32), tf32 (CUDA): the networks' arithmetic")
+    p.add_argument("--fast", action="store_true", default=None,
+                   help="the fast settings that keep the quality bar (options.schema.FAST_SETTINGS); flags and "
+                        "keys you set win")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the UNet (dynamic shapes)")
     p.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
     p.add_argument("--no-metrics", action="store_true", default=None, help="only write restored images")

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from uir.common.checks import (
     boolean, check_int, choice, folder_name, integer, names, number, optional, file_path, text, unique,
 )
@@ -31,6 +33,14 @@ MODELS = ("denoising",)
 DEFAULT_DACLIP_CONFIG = "ViT-B-32"
 # Image i of a task is seeded with seed + i, and torch's generators take seeds below 2^64.
 MAX_SEED = 2**63 - 1
+# `fast: true` (test.py --fast), per device type: the settings that keep issue 17's quality bar
+# (docs/benchmarks.md, "Precision policy"). A key the options set explicitly keeps its value. On
+# the CPU nothing pays: fp16-mixed runs slower than fp32 there (bf16-mixed, faster, misses the
+# bar), batches are 1, and compiling takes minutes.
+FAST_SETTINGS = {
+    "cuda": {"batch_size": "auto", "precision": "fp16-mixed", "channels_last": True, "compile": True},
+    "cpu": {},
+}
 # The reference's ten tasks (DA-CLIP's degradation types), in its order.
 REFERENCE_TASKS = (
     "motion-blurry", "hazy", "jpeg-compressed", "low-light", "noisy",
@@ -239,7 +249,9 @@ class EvalOptions(Block):
     # -- the run (ours) --
     seed: int = option(0, check=integer(minimum=0, maximum=MAX_SEED), help="image i of a task uses seed + i")
     runtime: RuntimeSettings = option(block=RuntimeSettings, flatten=True)
-    batch_size: int | str = option(1, check=_batch_size, help="images per batch (same size only), or auto")
+    fast: bool = option(False, check=boolean, help="the fast settings (FAST_SETTINGS) for keys not set")
+    batch_size: int | str = option("auto", check=_batch_size,
+                                   help="images per batch (same size only); auto: from free GPU memory, 1 on the CPU")
     num_workers: int = option(2, check=integer(minimum=0, maximum=256), help="data loading worker processes")
     metrics: bool = option(True, check=boolean, help="compute PSNR/SSIM/LPIPS against GT")
     lpips: bool = option(True, check=boolean, help="compute LPIPS (AlexNet's weights: cached, downloaded or lpips_weights)")
@@ -305,4 +317,13 @@ def parse_options(raw: Mapping[str, Any]) -> EvalOptions:
     """Validate a raw options mapping (YAML with overrides applied) into `EvalOptions`."""
     if not isinstance(raw, Mapping):
         raise ValueError(f"options: expected a mapping of keys at the top level, got {type(raw).__name__}")
-    return read(EvalOptions, raw)
+    return read(EvalOptions, with_fast_settings(raw))
+
+
+def with_fast_settings(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """With `fast: true`, `FAST_SETTINGS` for the device's type under every key `raw` does not set."""
+    if raw.get("fast") is not True:
+        return raw
+    device = str(raw.get("device") or "auto")
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return {**FAST_SETTINGS["cuda" if cuda else "cpu"], **raw}

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from uir.models.unet.attention import HEAD_CHANNELS, ChannelLinearAttention, SpatialTransformer
+from uir.models.unet.attention import HEAD_CHANNELS, ChannelLinearAttention, CrossAttention, SpatialTransformer
 from uir.models.unet.blocks import (
+    ChannelLayerNorm,
     PreNorm,
     ResBlock,
     Residual,
@@ -175,6 +176,20 @@ class ConditionalUNet(nn.Module):
             weights = torch.softmax(self.text_mlp(text_context.to(param_dtype)), dim=1)
             emb = emb + self.prompt_mlp(weights * self.prompt)
         return emb
+
+    def precision_groups(self) -> dict[str, list[nn.Module]]:
+        """Its layers by kind, for the precision policies of `uir.precision`: the time (and
+        degradation) embedding with every ResBlock's projection of it, the attention layers
+        (softmax and scale), the norms, the first and the last convolution."""
+        modules = list(self.modules())
+        embedding = [*list(self.time_mlp)[1:], *(getattr(self, n) for n in ("text_mlp", "prompt_mlp") if hasattr(self, n))]
+        return {
+            "time_embedding": embedding + [m.mlp for m in modules if isinstance(m, ResBlock)],
+            "attention": [m for m in modules if isinstance(m, (ChannelLinearAttention, CrossAttention))],
+            "norm": [m for m in modules if isinstance(m, (ChannelLayerNorm, nn.GroupNorm, nn.LayerNorm))],
+            "first_conv": [self.init_conv],
+            "last_conv": [self.final_conv],
+        }
 
     def forward(
         self,

@@ -1,6 +1,5 @@
 """Timing, FLOP counting and peak memory for benchmarks of the evaluation pipeline.
 
-- `synchronize(device)` waits for queued device work (a no-op on the CPU).
 - `PhaseTimer` adds up wall-clock time per named phase (DA-CLIP, sampling, metrics, ...),
   synchronising the device at each phase boundary so a phase is charged for its own work.
 - `CallTimer` adds up the time of many short pieces of device work without synchronising
@@ -23,13 +22,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["synchronize", "PhaseTimer", "CallTimer", "count_flops", "eager_module", "ProfiledDenoiser", "PeakMemory"]
+from uir.runtime import synchronize
 
-
-def synchronize(device: torch.device) -> None:
-    """Wait until the work queued on `device` has finished (CUDA); nothing to wait for on the CPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+__all__ = ["PhaseTimer", "CallTimer", "count_flops", "eager_module", "ProfiledDenoiser", "PeakMemory"]
 
 
 class PhaseTimer:
