@@ -27,12 +27,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.samplers.base import CountedModel, Denoiser, SampleResult
+from uir.samplers.base import BaseSampler, ModelFn
 from uir.samplers.config import SamplerConfig
-from uir.samplers.grids import interp, mr_arrays, mr_time_grid
-from uir.samplers.noise import NoiseSource, as_noise_source
+from uir.samplers.grids import mr_time_grid
+from uir.samplers.noise import NoiseSource
 from uir.sde.irsde import IRSDE
-from uir.sde.predictions import to_data, to_noise
 
 
 def dynamic_threshold(x0: Tensor, ratio: float, max_value: float) -> Tensor:
@@ -44,45 +43,40 @@ def dynamic_threshold(x0: Tensor, ratio: float, max_value: float) -> Tensor:
     return (torch.clamp(flat, -s, s) / s).reshape(x0.shape).to(dtype)
 
 
-def _f(x: Tensor) -> float:
-    return float(x)
-
-
 def step_coefficients(alphas: Tensor, sigmas: Tensor, lambdas: Tensor, i: int, order: int,
                       solver_type: str, parameterization: str) -> dict[str, float]:
     """The scalars of one step to grid point i, as Python floats.
 
     They are computed from the float32 grid arrays in float32, in the reference's order of
     operations: a step of noise prediction late in the chain divides by a small sigma, so
-    the last bits of these scalars show in the output. Negative indices wrap, as the
-    reference's do when there are fewer steps than the order."""
+    the last bits of these scalars show in the output."""
     a, a_prev, s, s_prev = alphas[i], alphas[i - 1], sigmas[i], sigmas[i - 1]
     h = lambdas[i] - lambdas[i - 1]
     c: dict[str, float] = {}
     if order >= 2:
         r0 = (lambdas[i - 1] - lambdas[i - 2]) / h
-        c["r0"] = _f(r0)
+        c["r0"] = float(r0)
     if order >= 3:
         r1 = (lambdas[i - 2] - lambdas[i - 3]) / h
-        c["r1"], c["r0_plus_r1"] = _f(r1), _f(r0 + r1)
+        c["r1"], c["r0_plus_r1"] = float(r1), float(r0 + r1)
     if solver_type == "ode" and parameterization == "data":
         phi1 = torch.exp(-h) - 1
         phi2 = phi1 / h + 1
-        c.update(phi1=_f(phi1), phi2=_f(phi2), phi3=_f(phi2 / h - 0.5), x=_f(s / s_prev), d=_f(a),
-                 mu=_f(1 - s / s_prev + s / s_prev * a_prev - a))
+        c.update(phi1=float(phi1), phi2=float(phi2), phi3=float(phi2 / h - 0.5), x=float(s / s_prev), d=float(a),
+                 mu=float(1 - s / s_prev + s / s_prev * a_prev - a))
     elif solver_type == "ode":
         phi1 = torch.exp(h) - 1
         phi2 = phi1 / h - 1
-        c.update(phi1=_f(phi1), phi2=_f(phi2), phi3=_f(phi2 / h - 0.5), x=_f(a / a_prev), d=_f(s),
-                 mu=_f(1 - a / a_prev))
+        c.update(phi1=float(phi1), phi2=float(phi2), phi3=float(phi2 / h - 0.5), x=float(a / a_prev), d=float(s),
+                 mu=float(1 - a / a_prev))
     elif parameterization == "data":
         phi1 = 1 - torch.exp(-2 * h)
-        c.update(x=_f(s / s_prev * torch.exp(-h)), q0=_f(a * phi1), d1=_f(a * (1 - phi1 / 2 / h)),
-                 z=_f(s * torch.sqrt(phi1)), mu=_f(1 - a / a_prev * torch.exp(-2 * h) - a * phi1))
+        c.update(x=float(s / s_prev * torch.exp(-h)), q0=float(a * phi1), d1=float(a * (1 - phi1 / 2 / h)),
+                 z=float(s * torch.sqrt(phi1)), mu=float(1 - a / a_prev * torch.exp(-2 * h) - a * phi1))
     else:
         phi1 = torch.exp(h) - 1
-        c.update(x=_f(a / a_prev), q0=_f(2 * s * phi1), d1=_f(2 * s * (phi1 / h - 1)),
-                 z=_f(s * torch.sqrt(torch.exp(2 * h) - 1)), mu=_f(1 - a / a_prev))
+        c.update(x=float(a / a_prev), q0=float(2 * s * phi1), d1=float(2 * s * (phi1 / h - 1)),
+                 z=float(s * torch.sqrt(torch.exp(2 * h) - 1)), mu=float(1 - a / a_prev))
     return c
 
 
@@ -98,9 +92,10 @@ def divided_differences(q: list[Tensor], c: dict[str, float], order: int):
 
 
 @dataclass(frozen=True)
-class MRSampler:
+class MRSampler(BaseSampler):
     sde: IRSDE
     cfg: SamplerConfig
+    name = "mrsampler"
 
     @classmethod
     def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "MRSampler":
@@ -119,9 +114,21 @@ class MRSampler:
         M = len(sampler.grid()[0]) - 1
         if M < 1:
             raise ValueError(f"sampler.time_schedule {cfg.time_schedule!r} gives no step for num_sample_steps={cfg.num_sample_steps}")
-        if cfg.order == 3 and M < 3:
-            raise ValueError(f"sampler.order: order 3 needs num_sample_steps >= 3 (got {cfg.num_sample_steps}); use order 1 or 2")
+        if cfg.order > M:
+            # The reference crashes (order 3) or, for order 2 with one step, evaluates the network
+            # a second time at t_0 on a state already at t_1.
+            got = f"{cfg.num_sample_steps}" + (f", {M} on the {cfg.time_schedule!r} grid" if M != cfg.num_sample_steps else "")
+            raise ValueError(f"sampler.order: order {cfg.order} needs num_sample_steps >= {cfg.order} (got {got}); "
+                             f"use order {' or '.join(map(str, range(1, M + 1)))}")
         return sampler
+
+    @property
+    def fit_target(self) -> str:
+        return self.cfg.target_for("mrsampler")
+
+    @property
+    def parameterization(self) -> str:
+        return self.cfg.parameterization
 
     @property
     def stochastic(self) -> bool:
@@ -129,11 +136,10 @@ class MRSampler:
 
     def grid(self) -> tuple[list[float], Tensor, Tensor, Tensor]:
         """(t_i, alpha_i, sigma_i, lambda_i) on the grid; the arrays stay float32, as in the reference."""
-        t_array, alpha, sigma, lam = mr_arrays(self.sde)
-        c = self.cfg
-        times = mr_time_grid(self.sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
+        sde, c = self.sde, self.cfg
+        times = mr_time_grid(sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
                              timestep_offset=c.timestep_offset, rho=c.rho)
-        return times.tolist(), interp(times, t_array, alpha), interp(times, t_array, sigma), interp(times, t_array, lam)
+        return times.tolist(), sde.at(sde.alphas, times), sde.at(sde.sigma_bars, times), sde.at(sde.lambdas, times)
 
     def plan(self, M: int) -> list[tuple[int, int]]:
         """(grid index, order) of every step: lower-order warm-up, order reduction near the end
@@ -145,28 +151,23 @@ class MRSampler:
             steps.append((M, order))
         return steps
 
-    @torch.no_grad()
-    def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
-               noise: NoiseSource | torch.Generator | None = None) -> SampleResult:
+    def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
+              ) -> tuple[Tensor, list[float]]:
         cfg = self.cfg
-        noise = as_noise_source(noise, "mrsampler") if self.stochastic else None
-        net = CountedModel(model, mu, text_context, image_context)
         times, alphas, sigmas, lambdas = self.grid()
         M = len(times) - 1
         plan = self.plan(M)
         coefs = [step_coefficients(alphas, sigmas, lambdas, i, order, cfg.solver_type, cfg.parameterization)
                  for i, order in plan]
-        convert_to = to_data if cfg.parameterization == "data" else to_noise
-        fit_target = cfg.target_for("mrsampler")
         q: list[Tensor | None] = [None] * cfg.order  # q[0] is the newest converted output
 
-        def convert(x: Tensor, i: int) -> Tensor:
-            out = convert_to(net(x, times[i]), fit_target, x, mu, alphas[i], sigmas[i], self.sde.sigma_inf)
+        def predict(x: Tensor, i: int) -> Tensor:
+            out = model_fn(x, times[i])
             return dynamic_threshold(out, cfg.threshold_ratio, cfg.threshold_max) if cfg.thresholding else out
 
         x = x_T
         for (i, order), c in zip(plan, coefs):
-            q.insert(0, convert(x, i - 1))
+            q.insert(0, predict(x, i - 1))
             q.pop()
             d1, d2 = divided_differences(q, c, order)
             if cfg.solver_type == "ode":
@@ -185,5 +186,5 @@ class MRSampler:
                 x = x_next + c["z"] * noise(x)
             x = x + mu * c["mu"]
         if cfg.denoise_last:
-            x = convert(x, M - 1)
-        return SampleResult(x.clamp(0, 1), net.nfe, times)
+            x = predict(x, M - 1)
+        return x.clamp(0, 1), times

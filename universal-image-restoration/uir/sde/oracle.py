@@ -6,17 +6,19 @@ pixel of the clean image is independent N(m, S^2).
     eps_hat = s (x - mean_t) / var_t,   x0_hat = m + a S^2 (x - mean_t) / var_t
     v_hat   = sigma_inf a eps_hat - (s / sigma_inf)(x0_hat - mu)
 
-a(t) and s(t) are IR-SDE's arrays interpolated linearly in t (float64). Because the oracle is
+a(t) and s(t) are IR-SDE's arrays interpolated linearly in t (float64, held at the ends as
+`numpy.interp` does, which the recorded goldens used). Because the oracle is
 exact, the probability-flow ODE is solved in closed form: the map x_s -> x_t is affine,
 x_t = mean_t + (std_t / std_s)(x_s - mean_s). Samplers are measured against it.
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 from torch import Tensor
 
-from uir.sde.irsde import IRSDE
+from uir.sde.irsde import IRSDE, interp
 
 
 class GaussianOracle:
@@ -25,19 +27,20 @@ class GaussianOracle:
         self.m = m.double()
         self.S = float(S)
         self.fit_target = fit_target
-        self._a = torch.exp(-sde.thetas_cumsum.double() * sde.dt_tensor.double()).numpy()
-        self._s = sde.sigma_bars.double().numpy()
-        self._t = np.arange(sde.T + 1, dtype=np.float64)
+        self._a = torch.exp(-sde.thetas_cumsum.double() * sde.dt_tensor.double())
+        self._s = sde.sigma_bars.double()
+        self._t = sde.timeline.double()
 
     def with_target(self, fit_target: str) -> "GaussianOracle":
         return GaussianOracle(self.sde, self.m, self.S, fit_target)
 
     def a_s(self, t: float) -> tuple[float, float]:
-        return float(np.interp(float(t), self._t, self._a)), float(np.interp(float(t), self._t, self._s))
+        t = torch.tensor(min(max(float(t), 0.0), float(self.sde.T)), dtype=torch.float64)
+        return float(interp(t, self._t, self._a)), float(interp(t, self._t, self._s))
 
     def mean_std(self, mu: Tensor, t: float) -> tuple[Tensor, float]:
         a, s = self.a_s(t)
-        return a * self.m + (1 - a) * mu.double(), float(np.sqrt(a * a * self.S**2 + s * s))
+        return a * self.m + (1 - a) * mu.double(), math.sqrt(a * a * self.S**2 + s * s)
 
     def __call__(self, x: Tensor, mu: Tensor, t, *, text_context=None, image_context=None) -> Tensor:
         a, s = self.a_s(float(t))
