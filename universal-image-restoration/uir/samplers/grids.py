@@ -56,7 +56,26 @@ def mr_time_grid(
         lam_hi = lam.max().item()
         grid = torch.linspace(lam_lo, lam_hi, n, dtype=torch.float32)
         return interp(grid, lam.flip(0), t_array.flip(0))
+    if schedule == "integer-lambda":
+        return distinct_integers(mr_time_grid(sde, "linear-lambda", n_steps, lambda_min=lambda_min))
     raise ValueError(f"time_schedule: unknown schedule {schedule!r}")
+
+
+def distinct_integers(times: Tensor) -> Tensor:
+    """`times` (decreasing) rounded to integers and moved apart where rounding merges them, keeping
+    both ends: IR-SDE's own time points, where its coefficients need no interpolation and where
+    the network was trained."""
+    t = [int(v) for v in times.round().tolist()]
+    if len(t) - 1 > t[0] - t[-1]:
+        raise ValueError(f"sampler.time_schedule 'integer-lambda': {len(t) - 1} steps do not fit between the integer "
+                         f"times {t[0]} and {t[-1]}; use fewer num_sample_steps or another time_schedule")
+    start = t[0]
+    for i in range(len(t) - 2, -1, -1):  # from the end: at least one apart
+        t[i] = max(t[i], t[i + 1] + 1)
+    t[0] = start
+    for i in range(1, len(t)):  # from the start: back under the first point
+        t[i] = min(t[i], t[i - 1] - 1)
+    return torch.tensor(t, dtype=torch.float32)
 
 
 def euler_time_grid(T: int, n_steps: int) -> list[int]:

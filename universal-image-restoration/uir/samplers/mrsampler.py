@@ -19,6 +19,10 @@ SDE, noise prediction (phi1 = e^{h} - 1, phi2 = phi1 / h - 1):
           + mu (1 - alpha_i / alpha_{i-1})
 D1, D2 are the divided differences of q; the first steps use lower orders (warm-up), and
 with fewer than 10 steps the order drops near the end, as in the reference.
+
+Beyond the reference (all off by default): `lower_order_final` caps each step's order by the
+steps left, as DPM-Solver++ does (the last step at order 1), `final_order` sets the last step's
+order, and `corrector` adds UniPC's UniC corrector to the ODE steps (`uir.samplers.unic`).
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from uir.samplers.base import BaseSampler, ModelFn
 from uir.samplers.config import SamplerConfig
 from uir.samplers.grids import mr_time_grid
 from uir.samplers.noise import NoiseSource
+from uir.samplers.unic import unic_coefficients
 from uir.sde.irsde import IRSDE
 
 
@@ -91,6 +96,38 @@ def divided_differences(q: list[Tensor], c: dict[str, float], order: int):
     return d1_0 + (d1_0 - d1_1) * c["r0"] / c["r0_plus_r1"], (d1_0 - d1_1) / c["r0_plus_r1"]
 
 
+def ode_step(x: Tensor, mu: Tensor, q: list[Tensor], c: dict[str, float], order: int, parameterization: str) -> Tensor:
+    """One ODE step of the given order from x, with the buffered outputs q (newest first)."""
+    d1, d2 = divided_differences(q, c, order)
+    sign = -1.0 if parameterization == "data" else 1.0
+    D = c["phi1"] * q[0]
+    if order >= 2:
+        D = D + sign * (c["phi2"] * d1)
+    if order >= 3:
+        D = D + c["phi3"] * d2
+    return c["x"] * x - c["d"] * D + mu * c["mu"]
+
+
+def sde_step(x: Tensor, mu: Tensor, q: list[Tensor], c: dict[str, float], order: int, parameterization: str,
+             z: Tensor) -> Tensor:
+    """One SDE step of the given order from x, with the standard-normal draw z."""
+    d1, _ = divided_differences(q, c, order)
+    sign = 1.0 if parameterization == "data" else -1.0
+    x_next = c["x"] * x + sign * (c["q0"] * q[0])
+    if order >= 2:
+        x_next = x_next + sign * (c["d1"] * d1)
+    return x_next + c["z"] * z + mu * c["mu"]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """UniC for the step to grid point i: x_i^c = first-order step + w sum_m c_m (q_m - q_0)."""
+
+    first_order: dict[str, float]
+    w: float  # alpha_i (data) or -sigma_i (noise)
+    c: list[float]  # the older buffered outputs' weights, then the new output's
+
+
 @dataclass(frozen=True)
 class MRSampler(BaseSampler):
     sde: IRSDE
@@ -104,6 +141,11 @@ class MRSampler(BaseSampler):
             raise ValueError(
                 f"sampler.order: {cfg.order} is not available with solver_type {cfg.solver_type!r}; "
                 f"valid orders: {', '.join(map(str, range(1, max_order + 1)))}"
+            )
+        if cfg.corrector != "none" and cfg.solver_type != "ode":
+            raise ValueError(
+                f"sampler.corrector: {cfg.corrector!r} corrects ODE steps only (UniC is derived for the "
+                f"probability-flow ODE); set corrector: none or solver_type: ode"
             )
         if cfg.thresholding and cfg.parameterization != "data":
             raise ValueError(
@@ -142,14 +184,36 @@ class MRSampler(BaseSampler):
         return times.tolist(), sde.at(sde.alphas, times), sde.at(sde.sigma_bars, times), sde.at(sde.lambdas, times)
 
     def plan(self, M: int) -> list[tuple[int, int]]:
-        """(grid index, order) of every step: lower-order warm-up, order reduction near the end
-        when there are fewer than 10 steps, and the last step at full order."""
-        order = self.cfg.order
-        steps = [(i, i) for i in range(1, order)]
-        steps += [(i, min(order, M - i) if M < 10 else order) for i in range(order, M)]
-        if not self.cfg.denoise_last:
-            steps.append((M, order))
+        """(grid index, order) of every step. The reference's: lower-order warm-up, order
+        reduction near the end when there are fewer than 10 steps, the last step at full order.
+        `lower_order_final`: order min(order, i, steps left); `final_order`: the last step's."""
+        cfg, order = self.cfg, self.cfg.order
+        last = M - 1 if cfg.denoise_last else M
+        if cfg.lower_order_final:
+            steps = [(i, min(order, i, last - i + 1)) for i in range(1, last + 1)]
+        else:
+            steps = [(i, i) for i in range(1, order)]
+            steps += [(i, min(order, M - i) if M < 10 else order) for i in range(order, M)]
+            if not cfg.denoise_last:
+                steps.append((M, order))
+        if cfg.final_order is not None and steps:
+            i, _ = steps[-1]
+            steps[-1] = (i, min(cfg.final_order, i))
         return steps
+
+    def corrections(self, plan: list[tuple[int, int]], alphas: Tensor, sigmas: Tensor, lambdas: Tensor
+                    ) -> list[Correction | None]:
+        """The UniC correction of every step but the last (None when `corrector` is none)."""
+        cfg = self.cfg
+        if cfg.corrector == "none":
+            return [None] * len(plan)
+        lam = lambdas.tolist()
+        out: list[Correction | None] = []
+        for i, order in plan[:-1]:
+            w = float(alphas[i]) if cfg.parameterization == "data" else -float(sigmas[i])
+            c = unic_coefficients([lam[i]] + [lam[i - 1 - m] for m in range(order)], cfg.parameterization, cfg.corrector)
+            out.append(Correction(step_coefficients(alphas, sigmas, lambdas, i, 1, "ode", cfg.parameterization), w, c))
+        return out + [None]
 
     def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
               ) -> tuple[Tensor, list[float]]:
@@ -159,6 +223,7 @@ class MRSampler(BaseSampler):
         plan = self.plan(M)
         coefs = [step_coefficients(alphas, sigmas, lambdas, i, order, cfg.solver_type, cfg.parameterization)
                  for i, order in plan]
+        corrections = self.corrections(plan, alphas, sigmas, lambdas)
         q: list[Tensor | None] = [None] * cfg.order  # q[0] is the newest converted output
 
         def predict(x: Tensor, i: int) -> Tensor:
@@ -166,25 +231,26 @@ class MRSampler(BaseSampler):
             return dynamic_threshold(out, cfg.threshold_ratio, cfg.threshold_max) if cfg.thresholding else out
 
         x = x_T
-        for (i, order), c in zip(plan, coefs):
-            q.insert(0, predict(x, i - 1))
+        previous: tuple[Tensor, list[Tensor], Correction] | None = None  # the last step's start, buffer, UniC
+        for (i, order), c, correction in zip(plan, coefs, corrections):
+            out = predict(x, i - 1)
+            if previous is not None:
+                x = self.correct(*previous, out, mu)
+            q.insert(0, out)
             q.pop()
-            d1, d2 = divided_differences(q, c, order)
+            start = x
             if cfg.solver_type == "ode":
-                sign = -1.0 if cfg.parameterization == "data" else 1.0
-                D = c["phi1"] * q[0]
-                if order >= 2:
-                    D = D + sign * (c["phi2"] * d1)
-                if order >= 3:
-                    D = D + c["phi3"] * d2
-                x = c["x"] * x - c["d"] * D
+                x = ode_step(x, mu, q, c, order, cfg.parameterization)
             else:
-                sign = 1.0 if cfg.parameterization == "data" else -1.0
-                x_next = c["x"] * x + sign * (c["q0"] * q[0])
-                if order >= 2:
-                    x_next = x_next + sign * (c["d1"] * d1)
-                x = x_next + c["z"] * noise(x)
-            x = x + mu * c["mu"]
+                x = sde_step(x, mu, q, c, order, cfg.parameterization, noise(x))
+            previous = None if correction is None else (start, q[:order], correction)
         if cfg.denoise_last:
             x = predict(x, M - 1)
         return x.clamp(0, 1), times
+
+    def correct(self, start: Tensor, q: list[Tensor], k: Correction, new: Tensor, mu: Tensor) -> Tensor:
+        """UniC: redo the step from `start` with the output `new` at its end point."""
+        x = ode_step(start, mu, q[:1], k.first_order, 1, self.cfg.parameterization)
+        for weight, q_m in zip(k.c, [*q[1:], new]):
+            x = x + (k.w * weight) * (q_m - q[0])
+        return x
