@@ -6,7 +6,7 @@
     result.x, result.nfe, result.timesteps
 """
 from uir.samplers.base import BaseSampler, BoundModel, Denoiser, ModelFn, SampleResult, Sampler
-from uir.samplers.config import PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, SamplerConfig
+from uir.samplers.config import CORRECTORS, PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, SamplerConfig
 from uir.samplers.euler import EulerSampler
 from uir.samplers.heun import HeunSampler
 from uir.samplers.mrsampler import MRSampler
@@ -15,7 +15,7 @@ from uir.samplers.posterior import PosteriorSampler
 from uir.samplers.registry import SAMPLERS, build_sampler
 
 __all__ = [
-    "BaseSampler", "BoundModel", "Denoiser", "ModelFn", "SampleResult", "SamplerConfig", "PARAMETERIZATIONS",
+    "BaseSampler", "BoundModel", "Denoiser", "ModelFn", "SampleResult", "SamplerConfig", "CORRECTORS", "PARAMETERIZATIONS",
     "SOLVER_TYPES", "TIME_SCHEDULES",
     "EulerSampler", "HeunSampler", "MRSampler", "PosteriorSampler", "GeneratorNoise", "NoiseSource",
     "PerSampleNoise", "RecordedNoise", "SAMPLERS", "Sampler", "build_sampler",

@@ -19,8 +19,10 @@ D_m = sum_{k>=1} r_m^{k-1} h^k d^(k) / k!, matching the terms k = 1..p gives the
     sum_m a_m r_m^{k-1} = k! h phi_{k+1}(z) / B(h),   k = 1..p,   z = -h (data) or h (noise),
 
 so the corrected step's local error is O(h^{p+2}): a predictor of order p becomes order p + 1.
-B(h) = h ("bh1") or B(h) = h phi_1(z) ("bh2": 1 - e^{-h} for data, e^h - 1 for noise); both
-are O(h), which is all the order condition needs. The corrected state is
+Solved exactly ("unic"), B(h) cancels out of B(h) a_m. UniPC's variants B(h) = h ("unic-bh1")
+and B(h) = h phi_1(z) ("unic-bh2": 1 - e^{-h} for data, e^h - 1 for noise), both O(h) as the
+order condition needs, differ from it where UniPC does not solve: its one-point corrector
+(p = 1) takes a_1 = 1/2, the leading term of h phi_2(z) / B(h). The corrected state is
 
     x_i^c = x_i^(1) + w B(h) sum_m a_m D_m,   w = alpha_i (data) or -sigma_i (noise),
 
@@ -28,8 +30,10 @@ x_i^(1) the first-order step from x_{i-1}. The new output is kept for the next s
 (evaluated at the predicted x_i, not re-evaluated at x_i^c), so the corrector costs no
 network evaluation; the last step, whose output nothing needs, stays uncorrected.
 
-Only the ODE: in an SDE step the fresh noise makes the model outputs along the path rough in
-lambda, so their differences do not estimate the derivatives this expansion matches.
+Measured on the Gaussian oracle (tests/test_sampler_options.py, T = 1000, NFE 100 -> 200): p = 1
+and 2 show orders 1.96 / 2.90 (data) and 2.00 / 2.75 (noise), against 0.99 / 2.29 and 0.99 / 1.93
+without. Only the ODE: in an SDE step the fresh noise makes the model outputs along the path
+rough in lambda, so their differences do not estimate the derivatives this expansion matches.
 """
 from __future__ import annotations
 
