@@ -13,7 +13,8 @@ part of a sampler's error), both clipped to [0, 1] as the samplers' outputs are:
 3. demo: the shipped demo network (velocity) on one test image per task (`--demo-images`), the
    ODE solved likewise (200 network calls; the change from 100 is reported), plus PSNR/SSIM to GT.
 Two more oracles (a wider Gaussian, a mixture of 4 wider components from other photos) check
-that the choice does not hold on the three problems only. On the oracles each cell is the worst over networks fit to noise, data and velocity. The bars
+that the choice does not hold on the three problems only. On the oracles each cell is the worst
+over networks fit to noise, data and velocity. The bars
 of issue 15 for the preset (options/mrsampler_fast.yml) against the reference default
 (options/mrsampler.yml) are checked and printed with the table.
 """
@@ -65,7 +66,8 @@ def candidates(default: dict, preset: dict, quick: bool) -> list[tuple[str, dict
         ("linear-lambda + lower_order_final", d(time_schedule="linear-lambda", lower_order_final=True)),
         ("ODE-2 noise", d(parameterization="noise")),
         ("ODE-2 integer-lambda", d(time_schedule="integer-lambda")),
-        ("ODE-2 integer-lambda + lower_order_final + unic", d(time_schedule="integer-lambda", lower_order_final=True, corrector="unic")),
+        ("ODE-2 integer-lambda + lower_order_final + unic",
+         d(time_schedule="integer-lambda", lower_order_final=True, corrector="unic")),
         ("ODE-3 integer-lambda + unic", d(order=3, time_schedule="integer-lambda", corrector="unic")),
         ("ODE-3 integer-lambda + final_order 1 + unic-bh2", dict(preset, corrector="unic-bh2")),
         ("ODE-3 linear-lambda + final_order 1 + unic", dict(preset, time_schedule="linear-lambda")),
@@ -119,7 +121,8 @@ def mixture(sde: IRSDE, K: int, size: int, batch: int, substeps: int, s: float =
     g = torch.Generator().manual_seed(seed)
     gts = [p.parent.parent / "GT" / p.name for p in photos(REPO / "demo" / "test", 3)]
     first = seed % len(gts)
-    templates = F.interpolate(as_tensor((gts[first:] + gts[:first])[:: max(1, len(gts) // K)][:K]), size=(size, size), mode="area")
+    picked = (gts[first:] + gts[:first])[:: max(1, len(gts) // K)][:K]
+    templates = F.interpolate(as_tensor(picked), size=(size, size), mode="area")
     blurred = F.avg_pool2d(templates[torch.randint(0, K, (batch,), generator=g)], 5, 1, 2, count_include_pad=False)
     mu = (0.7 * blurred + 0.05 * torch.randn(blurred.shape, generator=g)).clamp(0, 1)
     x_T = sde.prior_sample(mu, torch.randn(mu.shape, generator=g))
@@ -138,7 +141,9 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
     mu, gt = as_tensor(lqs), as_tensor([p.parent.parent / "GT" / p.name for p in lqs])
     mu, gt = mu[..., :crop, :crop], gt[..., :crop, :crop]
     x_T = sde.prior_sample(mu, PerSampleNoise.from_seeds(range(len(lqs)))(mu))
-    x0_fn = lambda x, t, a, s: to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf)  # noqa: E731
+    def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
+        return to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf)
+
     exact, note = converged(x0_fn, x_T, mu, sde, substeps)
     return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)
 
@@ -222,7 +227,8 @@ def plot(problems: list[Problem], results: dict, path: Path) -> None:
                              squeeze=False)
     for ax, p in zip(axes.flat, problems):
         for label, cells in results.items():
-            style = {DEFAULT: dict(color="black", lw=2.5, ls="--"), PRESET: dict(color="red", lw=2.5)}.get(label, dict(lw=1, alpha=0.7))
+            style = {DEFAULT: dict(color="black", lw=2.5, ls="--"),
+                     PRESET: dict(color="red", lw=2.5)}.get(label, dict(lw=1, alpha=0.7))
             ax.loglog(p.nfes, [cells[p.name, n] for n in p.nfes], marker="o", ms=3, label=label, **style)
         ax.set(title=p.name, xlabel="NFE", ylabel="RMSE to the converged ODE solution")
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
