@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uir.samplers import PerSampleNoise, RecordedNoise, SamplerConfig, build_sampler
+from uir.samplers import SAMPLERS, HeunSampler, PerSampleNoise, RecordedNoise, SamplerConfig, build_sampler
 from uir.sde import IRSDE
 from uir.sde.oracle import GaussianOracle
 
@@ -32,7 +32,9 @@ def problem(batch=2):
         ("mrsampler", {"num_sample_steps": 0}, r"sampler.num_sample_steps: must be >= 1"),
         ("posterior", {"num_sample_steps": 0}, r"sampler.num_sample_steps: must be >= 1"),
         ("mrsampler", {"num_sample_step": 10}, r"sampler.num_sample_step: unknown key \(did you mean 'num_sample_steps'\?\)"),
-        ("mrsampler", {"order": 3, "num_sample_steps": 2}, r"order 3 needs num_sample_steps >= 3"),
+        ("mrsampler", {"order": 3, "num_sample_steps": 2}, r"sampler.order: order 3 needs num_sample_steps >= 3 \(got 2\); use order 1 or 2"),
+        ("mrsampler", {"order": 2, "num_sample_steps": 1}, r"sampler.order: order 2 needs num_sample_steps >= 2 \(got 1\); use order 1"),
+        ("mrsampler", {"order": 2, "num_sample_steps": 1, "denoise_last": True}, r"order 2 needs num_sample_steps >= 2"),
         ("mrsampler", {"threshold_ratio": 1.5}, r"sampler.threshold_ratio: must lie in \[0, 1\]"),
         ("mrsampler", {"denoise_last": "yes"}, r"sampler.denoise_last: expected true or false"),
     ],
@@ -158,3 +160,23 @@ def test_unset_fit_target_follows_the_reference_defaults():
     cfg = SamplerConfig.from_dict({})
     assert cfg.target_for("mrsampler") == "data"
     assert {cfg.target_for(n) for n in ("sde", "posterior", "heun")} == {"noise"}
+
+
+def test_the_registry_names_every_sampler_class_by_its_own_name():
+    assert list(SAMPLERS) == ["sde", "posterior", "heun", "mrsampler"]
+    assert all(cls.name == name for name, cls in SAMPLERS.items())
+
+
+def test_heun_has_one_default_solver_type():
+    assert HeunSampler(SDE, 4).solver_type == SamplerConfig().solver_type == "ode"
+    assert not build_sampler("heun", SDE, {"num_sample_steps": 4}).stochastic
+
+
+def test_heun_interpolates_its_coefficients_in_float32():
+    """The reference interpolates Heun's theta and g at float32 times in float32; at NFE 7 the
+    grid falls between integer times, where float64 would give values float32 cannot hold."""
+    times, theta, g, denom = HeunSampler(SDE, 7, corrected_score=True).coefficients()
+    assert any(t != int(t) for t in times)
+    for values in (theta, g, denom):
+        assert torch.equal(torch.tensor(values, dtype=torch.float64), torch.tensor(values).double())
+    assert g == SDE.at(SDE.sigmas, torch.tensor(times, dtype=torch.float32)).tolist()

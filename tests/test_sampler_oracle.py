@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 
+import numpy as np
+
 from uir.samplers import build_sampler
-from uir.sde import IRSDE
+from uir.sde import IRSDE, interp
 from uir.sde.oracle import GaussianOracle
 from uir.sde.predictions import to_data, to_noise, velocity_from
 
@@ -86,6 +88,24 @@ def test_prediction_conversions_round_trip_exactly(t):
         torch.testing.assert_close(to_noise(out, target, *args), eps, atol=1e-10, rtol=0)
 
 
+def test_interpolation_is_exact_on_knots_linear_between_and_numpys_in_float64():
+    sde = IRSDE.create(max_sigma=50, T=37, schedule="cosine", eps=0.005)
+    knots = sde.timeline
+    for array in (sde.alphas, sde.sigma_bars, sde.lambdas, sde.thetas):
+        assert torch.equal(sde.at(array, knots), array)  # on every knot, the last included
+        t = torch.tensor([0.25, 3.5, 36.75], dtype=torch.float32)
+        k = t.floor().long()
+        w = (t - k).double()
+        torch.testing.assert_close(sde.at(array, t).double(), (1 - w) * array[k].double() + w * array[k + 1].double(),
+                                   atol=0, rtol=1e-6)
+    # float64 in [0, T]: numpy.interp to the last bit (the Gaussian oracle's golden definition)
+    t = np.random.default_rng(0).uniform(0, 37, 1000)
+    a = sde.alphas.double()
+    assert np.array_equal(interp(torch.from_numpy(t), knots.double(), a).numpy(), np.interp(t, knots.double().numpy(), a.numpy()))
+    # beyond the ends the outermost segments are extended
+    assert interp(torch.tensor([-1.0, 3.0]), torch.tensor([0.0, 1.0, 2.0]), torch.tensor([0.0, 1.0, 4.0])).tolist() == [-1.0, 7.0]
+
+
 def test_unknown_fit_target_is_named():
     x = torch.zeros(1)
     with pytest.raises(ValueError, match="fit_target.*'score'.*noise, data, velocity"):
@@ -142,8 +162,8 @@ def test_posterior_sampling_matches_its_exact_linear_gaussian_recursion():
     z, sde, S = sample_z("posterior", 100, dict(num_sample_steps=100))
     alpha = sde.alphas.double()
     sigma_bar = sde.sigma_bars.double()
-    w_xt, w_x0 = (w.double() for w in sde.posterior_weights())
-    std = sde.posterior_stds().double()
+    w_xt, w_x0 = (w.double() for w in sde.posterior_weights)
+    std = sde.posterior_stds.double()
     var = (alpha[-1] ** 2 * S**2 + sigma_bar[-1] ** 2).item()
     for t in range(sde.T, 0, -1):
         gain = alpha[t] * S**2 / (alpha[t] ** 2 * S**2 + sigma_bar[t] ** 2)  # d E[x0 | x_t] / d x_t

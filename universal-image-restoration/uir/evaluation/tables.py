@@ -21,7 +21,7 @@ METRICS = ("psnr", "ssim", "psnr_y", "ssim_y", "lpips")
 PER_IMAGE_COLUMNS = (
     "task", "sampler", "label", "nfe", "image", "output", *METRICS, "seconds", "model_calls", "seed", "batch_size", "error",
 )
-SETTINGS_COLUMNS = ("solver", "order", "parameterization", "fit_target", "schedule")
+SETTINGS_COLUMNS = ("solver", "order", "parameterization", "fit_target", "schedule", "final_steps", "corrector")
 TABLE_COLUMNS = (
     "task", "sampler", "label", "nfe", *SETTINGS_COLUMNS, *METRICS, "fid", "fid_images", "sec_per_image",
     "model_calls", "images", "failed",
@@ -35,10 +35,14 @@ INPUT = "input"
 
 def sampler_settings(sampler: str, cfg: SamplerConfig) -> dict[str, Any]:
     """The settings columns of a sampler: which solver, its order, what the network's output is
-    converted to, what it predicts, and the time grid."""
+    converted to, what it predicts, the time grid, and (MR Sampler) how the last steps' orders are
+    chosen and the corrector."""
     if sampler == "mrsampler":
+        final = ", ".join(([] if not cfg.lower_order_final else ["lower order"])
+                          + ([] if cfg.final_order is None else [f"last at order {cfg.final_order}"])) or "reference"
         return {"solver": cfg.solver_type, "order": cfg.order, "parameterization": cfg.parameterization,
-                "fit_target": cfg.target_for(sampler), "schedule": cfg.time_schedule}
+                "fit_target": cfg.target_for(sampler), "schedule": cfg.time_schedule, "final_steps": final,
+                "corrector": cfg.corrector}
     if sampler == "heun":
         return {"solver": cfg.solver_type, "order": 2, "parameterization": "noise", "fit_target": cfg.target_for(sampler),
                 "schedule": "uniform"}

@@ -5,17 +5,18 @@
     result = sampler.sample(model, x_T, mu, noise=torch.Generator().manual_seed(0))
     result.x, result.nfe, result.timesteps
 """
-from uir.samplers.base import Denoiser, SampleResult
-from uir.samplers.config import PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, SamplerConfig
+from uir.samplers.base import BaseSampler, BoundModel, Denoiser, ModelFn, SampleResult, Sampler
+from uir.samplers.config import CORRECTORS, PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, SamplerConfig
 from uir.samplers.euler import EulerSampler
 from uir.samplers.heun import HeunSampler
 from uir.samplers.mrsampler import MRSampler
 from uir.samplers.noise import GeneratorNoise, NoiseSource, PerSampleNoise, RecordedNoise
 from uir.samplers.posterior import PosteriorSampler
-from uir.samplers.registry import SAMPLERS, Sampler, build_sampler
+from uir.samplers.registry import SAMPLERS, build_sampler
 
 __all__ = [
-    "Denoiser", "SampleResult", "SamplerConfig", "PARAMETERIZATIONS", "SOLVER_TYPES", "TIME_SCHEDULES",
+    "BaseSampler", "BoundModel", "Denoiser", "ModelFn", "SampleResult", "SamplerConfig", "CORRECTORS", "PARAMETERIZATIONS",
+    "SOLVER_TYPES", "TIME_SCHEDULES",
     "EulerSampler", "HeunSampler", "MRSampler", "PosteriorSampler", "GeneratorNoise", "NoiseSource",
     "PerSampleNoise", "RecordedNoise", "SAMPLERS", "Sampler", "build_sampler",
 ]

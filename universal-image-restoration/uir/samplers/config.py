@@ -10,7 +10,8 @@ from uir.sde.predictions import FIT_TARGETS
 
 SOLVER_TYPES = ("ode", "sde")
 PARAMETERIZATIONS = ("data", "noise")
-TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "linear-lambda")
+TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "linear-lambda", "integer-lambda")
+CORRECTORS = ("none", "unic", "unic-bh1", "unic-bh2")
 MAX_STEPS = 100_000  # more steps than this would allocate gigabytes of time grid, and gain nothing
 
 
@@ -48,6 +49,19 @@ class SamplerConfig(Block):
     # `corrected_step_size` uses the true time span of each step.
     corrected_score: bool = option(False, check=boolean, help="Heun: score from sigma_bar_t, not g_t")
     corrected_step_size: bool = option(False, check=boolean, help="Heun: step by the true time span")
+    # MR Sampler beyond the reference (issue 15); the defaults keep the reference's steps.
+    lower_order_final: bool = option(False, check=boolean,
+                                     help="MR Sampler: each step's order capped by the steps left, the last at 1 "
+                                          "(DPM-Solver++ / diffusers)")
+    final_order: int | None = option(None, check=optional(integer(minimum=1)),
+                                     help="MR Sampler: the last step's order alone (1..order)")
+    corrector: str = option("none", check=choice(CORRECTORS),
+                            help="MR Sampler ODE: UniPC's UniC corrector, no extra NFE (B(h) = h or e^h - 1)")
+
+    def __post_init__(self) -> None:
+        if self.final_order is not None and self.final_order > self.order:
+            raise ValueError(f"sampler.final_order: must lie between 1 and sampler.order ({self.order}), "
+                             f"got {self.final_order}")
 
     def target_for(self, sampler: str) -> str:
         """The network's prediction target as `sampler` reads it. Unset, it is the reference's

@@ -1,4 +1,4 @@
-"""Time grids of every sampler, and the interpolation that reads IR-SDE's arrays off-grid.
+"""Time grids of every sampler.
 
 All grids run from large t (noisy) to small t. They are built with the same torch
 float32 operations as the reference, since a grid point's rounding decides its
@@ -10,29 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uir.sde.irsde import IRSDE
-
-
-def interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
-    """Piecewise-linear f(x) through (xp, fp), xp increasing, extended linearly beyond
-    both ends by the outermost segments (as DPM-Solver's `interpolate_fn`)."""
-    x = x.reshape(-1)
-    xp = xp.reshape(-1).to(x.device)
-    fp = fp.reshape(-1).to(x.device)
-    dtype = torch.promote_types(torch.promote_types(x.dtype, xp.dtype), fp.dtype)
-    x, xp, fp = x.to(dtype), xp.to(dtype), fp.to(dtype)
-    j = (torch.searchsorted(xp, x) - 1).clamp(0, xp.numel() - 2)
-    x0, x1, f0, f1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
-    return f0 + (x - x0) * (f1 - f0) / (x1 - x0)
-
-
-def mr_arrays(sde: IRSDE) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(t, alpha_t, sigma_bar_t, lambda_t) on t = 0..T; lambda = log(alpha / sigma_bar), half the log-SNR."""
-    t = torch.linspace(0, sde.T, sde.T + 1, dtype=torch.float32)
-    alpha = sde.alphas
-    sigma = sde.sigma_bars
-    lam = torch.log(alpha) - torch.log(sigma)
-    return t, alpha, sigma, lam
+from uir.sde.irsde import IRSDE, interp
 
 
 def mr_time_grid(
@@ -48,7 +26,7 @@ def mr_time_grid(
     ("Common diffusion noise schedules and sample steps are flawed") plus Karras and
     linear-in-lambda grids. Normally n_steps + 1 points; `trailing` can give a different count,
     as in the reference."""
-    t_array, alpha, sigma, lam = mr_arrays(sde)
+    t_array, alpha, sigma, lam = sde.timeline, sde.alphas, sde.sigma_bars, sde.lambdas
     T = sde.T
     n = n_steps + 1
     # The largest t whose lambda_t is still >= lambda_min.
@@ -78,7 +56,26 @@ def mr_time_grid(
         lam_hi = lam.max().item()
         grid = torch.linspace(lam_lo, lam_hi, n, dtype=torch.float32)
         return interp(grid, lam.flip(0), t_array.flip(0))
+    if schedule == "integer-lambda":
+        return distinct_integers(mr_time_grid(sde, "linear-lambda", n_steps, lambda_min=lambda_min))
     raise ValueError(f"time_schedule: unknown schedule {schedule!r}")
+
+
+def distinct_integers(times: Tensor) -> Tensor:
+    """`times` (decreasing) rounded to integers and moved apart where rounding merges them, keeping
+    both ends: IR-SDE's own time points, where its coefficients need no interpolation and where
+    the network was trained."""
+    t = [int(v) for v in times.round().tolist()]
+    if len(t) - 1 > t[0] - t[-1]:
+        raise ValueError(f"sampler.time_schedule 'integer-lambda': {len(t) - 1} steps do not fit between the integer "
+                         f"times {t[0]} and {t[-1]}; use fewer num_sample_steps or another time_schedule")
+    start = t[0]
+    for i in range(len(t) - 2, -1, -1):  # from the end: at least one apart
+        t[i] = max(t[i], t[i + 1] + 1)
+    t[0] = start
+    for i in range(1, len(t)):  # from the start: back under the first point
+        t[i] = min(t[i], t[i - 1] - 1)
+    return torch.tensor(t, dtype=torch.float32)
 
 
 def euler_time_grid(T: int, n_steps: int) -> list[int]:

@@ -17,24 +17,24 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
-from uir.samplers.base import CountedModel, Denoiser, SampleResult, noise_prediction
+from uir.samplers.base import BaseSampler, ModelFn
 from uir.samplers.config import SamplerConfig
-from uir.samplers.grids import heun_time_grid, interp
-from uir.samplers.noise import NoiseSource, as_noise_source
+from uir.samplers.grids import heun_time_grid
+from uir.samplers.noise import NoiseSource
 from uir.sde.irsde import IRSDE
 
 
 @dataclass(frozen=True)
-class HeunSampler:
+class HeunSampler(BaseSampler):
     sde: IRSDE
     num_steps: int
-    solver_type: str = "sde"
+    solver_type: str = "ode"
     corrected_score: bool = False
     corrected_step_size: bool = False
     fit_target: str = "noise"
+    name = "heun"
 
     @classmethod
     def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "HeunSampler":
@@ -46,33 +46,27 @@ class HeunSampler:
         return self.solver_type == "sde"
 
     def coefficients(self) -> tuple[list[float], list[float], list[float], list[float]]:
-        """(t_i, theta(t_i), g(t_i), score denominator at t_i) on the grid."""
+        """(t_i, theta(t_i), g(t_i), score denominator at t_i) on the grid, interpolated in
+        float32 as the reference does."""
         sde = self.sde
         times = heun_time_grid(sde.T, self.num_steps)
-        t_grid = torch.tensor(times, dtype=torch.float64)
-        t_array = torch.linspace(0, sde.T, sde.T + 1, dtype=torch.float32)
-        theta = interp(t_grid, t_array, sde.thetas).tolist()
-        g = interp(t_grid, t_array, sde.sigmas).tolist()
-        denom = interp(t_grid, t_array, sde.sigma_bars).tolist() if self.corrected_score else g
-        return times, theta, g, denom
+        theta, g, sigma_bar = (sde.at(array, times).tolist() for array in (sde.thetas, sde.sigmas, sde.sigma_bars))
+        return times, theta, g, sigma_bar if self.corrected_score else g
 
-    @torch.no_grad()
-    def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
-               noise: NoiseSource | torch.Generator | None = None) -> SampleResult:
-        noise = as_noise_source(noise, "heun") if self.stochastic else None
-        net = CountedModel(model, mu, text_context, image_context)
+    def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
+              ) -> tuple[Tensor, list[float]]:
         times, theta, g, denom = self.coefficients()
         c = 1.0 if self.stochastic else 0.5
 
-        def drift(x: Tensor, i: int, output: Tensor) -> Tensor:
-            score = -noise_prediction(output, self.fit_target, x, mu, times[i], self.sde) / denom[i]
+        def drift(x: Tensor, i: int) -> Tensor:
+            score = -model_fn(x, times[i]) / denom[i]
             return theta[i] * (mu - x) - c * g[i] ** 2 * score
 
         def span(s: int, t: int) -> float:
             return ((times[s] - times[t]) if self.corrected_step_size else (t - s)) * self.sde.dt
 
         def euler(x: Tensor, s: int, t: int) -> tuple[Tensor, Tensor]:
-            f_s = drift(x, s, net(x, times[s]))
+            f_s = drift(x, s)
             x_t = x - f_s * span(s, t)
             if noise is not None:
                 x_t = x_t + g[s] * math.sqrt(span(s, t)) * noise(x)
@@ -83,11 +77,11 @@ class HeunSampler:
         for i in range(2, M + 1, 2):
             s = i - 2
             x_hat, f_s = euler(x, s, i)
-            f_t = drift(x_hat, i, net(x_hat, times[i]))
+            f_t = drift(x_hat, i)
             x_next = x - 0.5 * (f_s + f_t) * span(s, i)
             if noise is not None:
                 x_next = x_next + 0.5 * (g[s] + g[i]) * math.sqrt(span(s, i)) * noise(x)
             x = x_next
         if M % 2 == 1:
             x, _ = euler(x, M - 1, M)
-        return SampleResult(x.clamp(0, 1), net.nfe, times)
+        return x.clamp(0, 1), times

@@ -1,36 +1,21 @@
-"""The one map from a YAML `sde.algorithm` name to a sampler."""
+"""The one map from a YAML `sde.algorithm` name to a sampler class."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-import torch
-from torch import Tensor
+from typing import Any
 
 from uir.common.checks import check_choice
-from uir.samplers.base import Denoiser, SampleResult
+from uir.samplers.base import BaseSampler, Sampler
 from uir.samplers.config import SamplerConfig
 from uir.samplers.euler import EulerSampler
 from uir.samplers.heun import HeunSampler
 from uir.samplers.mrsampler import MRSampler
-from uir.samplers.noise import NoiseSource
 from uir.samplers.posterior import PosteriorSampler
 from uir.sde.irsde import IRSDE
 
-
-class Sampler(Protocol):
-    stochastic: bool
-
-    def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
-               noise: NoiseSource | torch.Generator | None = None) -> SampleResult: ...
-
-
-SAMPLERS: dict[str, Any] = {
-    "sde": EulerSampler,  # "sde" in the reference's options means Euler-Maruyama
-    "posterior": PosteriorSampler,
-    "heun": HeunSampler,
-    "mrsampler": MRSampler,
-}
+SAMPLERS: dict[str, type[BaseSampler]] = {
+    cls.name: cls for cls in (EulerSampler, PosteriorSampler, HeunSampler, MRSampler)
+}  # "sde" in the reference's options means Euler-Maruyama
 
 
 def build_sampler(name: str, sde: IRSDE, config: SamplerConfig | Mapping[str, Any] | None = None) -> Sampler:

@@ -1,0 +1,310 @@
+"""Which MR Sampler settings to use at NFE 5-20: candidates measured on three problems.
+
+    python scripts/sampler_study.py             # writes docs/sampler_study.md and docs/sampler_study.png
+    python scripts/sampler_study.py --quick     # a smoke run: tiny problems, two candidates, NFE 5 and 10
+
+Every error is an RMSE in pixel units between a sampler's output and the probability-flow ODE
+solved from the same x_T at t = T to t = 0, without `lambda_min` clipping (clipping counts as
+part of a sampler's error), both clipped to [0, 1] as the samplers' outputs are:
+1. gaussian: the exact Gaussian oracle of scripts/oracle_table.py; the ODE map is closed-form.
+2. mixture: `MixtureOracle`, clean images from narrow Gaussians (s = 0.02) around 8 demo GT photos
+   at 32x32, conditions mu = darkened, blurred, noisy templates; the ODE is solved to convergence
+   by `uir.samplers.reference` (float64, 400 steps; the change from 800 steps is reported).
+3. demo: the shipped demo network (velocity) on one test image per task (`--demo-images`), the
+   ODE solved likewise (200 network calls; the change from 100 is reported), plus PSNR/SSIM to GT.
+Two more oracles (a wider Gaussian, a mixture of 4 wider components from other photos) check
+that the choice does not hold on the three problems only. On the oracles each cell is the worst
+over networks fit to noise, data and velocity. The bars
+of issue 15 for the preset (options/mrsampler_fast.yml) against the reference default
+(options/mrsampler.yml) are checked and printed with the table.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from uir.data.paired import read_image_uint8
+from uir.evaluation.tables import to_markdown
+from uir.metrics.reference import image_metrics, to_uint8
+from uir.models.networks import load_network
+from uir.options import load_options
+from uir.samplers import PerSampleNoise, SamplerConfig, build_sampler
+from uir.samplers.reference import solve_probability_flow
+from uir.sde import IRSDE
+from uir.sde.mixture_oracle import MixtureOracle
+from uir.sde.oracle import GaussianOracle
+from uir.runtime import NetworkCall
+from uir.sde.predictions import FIT_TARGETS, to_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle_table import make_problem, shipped_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT, PRESET = "default: mrsampler.yml (the paper's ODE-2, data, linspace)", "preset: mrsampler_fast.yml"
+
+
+def candidates(default: dict, preset: dict, quick: bool) -> list[tuple[str, dict]]:
+    """(label, sampler block): the reference default, single changes to it, and combinations."""
+    d = lambda **changes: dict(default, **changes)  # noqa: E731
+    rows = [(DEFAULT, default), (PRESET, preset)]
+    if quick:
+        return rows
+    return rows + [
+        ("+ lower_order_final", d(lower_order_final=True)),
+        ("+ final_order 1 (the issue's patch)", d(final_order=1)),
+        ("+ corrector unic", d(corrector="unic")),
+        ("linear-lambda + lower_order_final", d(time_schedule="linear-lambda", lower_order_final=True)),
+        ("ODE-2 noise", d(parameterization="noise")),
+        ("ODE-2 integer-lambda", d(time_schedule="integer-lambda")),
+        ("ODE-2 integer-lambda + lower_order_final + unic",
+         d(time_schedule="integer-lambda", lower_order_final=True, corrector="unic")),
+        ("ODE-3 integer-lambda + unic", d(order=3, time_schedule="integer-lambda", corrector="unic")),
+        ("ODE-3 integer-lambda + final_order 1 + unic-bh2", dict(preset, corrector="unic-bh2")),
+        ("ODE-3 linear-lambda + final_order 1 + unic", dict(preset, time_schedule="linear-lambda")),
+        ("ODE-3 noise integer-lambda + lower_order_final + final_order 2",
+         d(order=3, parameterization="noise", time_schedule="integer-lambda", lower_order_final=True, final_order=2)),
+    ]
+
+
+@dataclass
+class Problem:
+    name: str
+    models: dict[str, Callable]  # fit_target -> the network (or oracle) trained on it
+    mu: Tensor
+    x_T: Tensor
+    exact: Tensor  # the ODE solution at t = 0, clipped
+    nfes: tuple[int, ...]
+    note: str
+    gt: Tensor | None = None
+
+
+def rmse(a: Tensor, b: Tensor) -> float:
+    return (a.double() - b.double()).pow(2).mean().sqrt().item()
+
+
+def converged(x0_fn, x_T: Tensor, mu: Tensor, sde: IRSDE, substeps: int) -> tuple[Tensor, str]:
+    """The reference ODE solution and a note on its convergence (the change from half the steps)."""
+    x = solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps)
+    half = solve_probability_flow(x0_fn, x_T, mu, sde, substeps=max(1, substeps // 2))
+    note = f"{sde.T * substeps} steps; {sde.T * max(1, substeps // 2)} steps differ by RMSE {rmse(x, half):.1e}"
+    return x.clamp(0, 1), note
+
+
+def gaussian(sde: IRSDE, size: int, S: float = 0.1, seed: int = 0, name: str = "gaussian") -> Problem:
+    m, S, mu, x_T = make_problem(sde, seed=seed, size=size, S=S)
+    models = {t: GaussianOracle(sde, m, S, t) for t in FIT_TARGETS}
+    exact = models["noise"].ode_solution(x_T, mu, float(sde.T), 0.0).clamp(0, 1)
+    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), "closed form")
+
+
+def photos(folder: Path, per_task: int) -> list[Path]:
+    """The first `per_task` LQ images of every task folder, sorted."""
+    return [p for task in sorted(folder.iterdir()) for p in sorted((task / "LQ").glob("*.png"))[:per_task]]
+
+
+def as_tensor(paths: list[Path]) -> Tensor:
+    return torch.stack([torch.from_numpy(read_image_uint8(p)).permute(2, 0, 1).float() / 255 for p in paths])
+
+
+def mixture(sde: IRSDE, K: int, size: int, batch: int, substeps: int, s: float = 0.02, seed: int = 0,
+            name: str = "mixture") -> Problem:
+    g = torch.Generator().manual_seed(seed)
+    gts = [p.parent.parent / "GT" / p.name for p in photos(REPO / "demo" / "test", 3)]
+    first = seed % len(gts)
+    picked = (gts[first:] + gts[:first])[:: max(1, len(gts) // K)][:K]
+    templates = F.interpolate(as_tensor(picked), size=(size, size), mode="area")
+    blurred = F.avg_pool2d(templates[torch.randint(0, K, (batch,), generator=g)], 5, 1, 2, count_include_pad=False)
+    mu = (0.7 * blurred + 0.05 * torch.randn(blurred.shape, generator=g)).clamp(0, 1)
+    x_T = sde.prior_sample(mu, torch.randn(mu.shape, generator=g))
+    models = {t: MixtureOracle(sde, templates, s, t) for t in FIT_TARGETS}
+    x0_fn = lambda x, t, a, s: models["data"].predictions(x, mu.double(), a, s)[1]  # noqa: E731
+    exact, note = converged(x0_fn, x_T, mu, sde, substeps)
+    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), note)
+
+
+def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop: int | None = None) -> Problem:
+    options = load_options(REPO / "options" / "demo.yml")
+    net = options.network_G
+    network = load_network(net.which_model_G, net.setting, REPO / options.path.pretrain_model_G).eval().requires_grad_(False)
+    call = NetworkCall(network, torch.device("cpu"))
+    lqs = photos(REPO / "demo" / "test", per_task)[:max_images]
+    mu, gt = as_tensor(lqs), as_tensor([p.parent.parent / "GT" / p.name for p in lqs])
+    mu, gt = mu[..., :crop, :crop], gt[..., :crop, :crop]
+    x_T = sde.prior_sample(mu, PerSampleNoise.from_seeds(range(len(lqs)))(mu))
+    def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
+        return to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf)
+
+    exact, note = converged(x0_fn, x_T, mu, sde, substeps)
+    return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)
+
+
+def sample(problem: Problem, sde: IRSDE, block: dict, nfe: int, target: str) -> Tensor:
+    cfg = SamplerConfig.from_dict(dict(block, num_sample_steps=nfe, fit_target=target))
+    return build_sampler("mrsampler", sde, cfg).sample(problem.models[target], problem.x_T.clone(), problem.mu).x
+
+
+def quality(x: Tensor, gt: Tensor) -> tuple[float, float]:
+    """Mean PSNR and SSIM over the images (8-bit, crop 4, as test.py)."""
+    scores = [image_metrics(to_uint8(a), to_uint8(b), 4) for a, b in zip(x, gt)]
+    return sum(s["psnr"] for s in scores) / len(scores), sum(s["ssim"] for s in scores) / len(scores)
+
+
+def measure(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict]]) -> dict:
+    """results[label][(problem, nfe)] = worst RMSE over fit targets; results[label][('psnr', nfe)] on the demo."""
+    results: dict[str, dict] = {}
+    for label, block in rows:
+        print(f"  {label}", file=sys.stderr, flush=True)
+        cells = results[label] = {}
+        for p in problems:
+            for nfe in p.nfes:
+                outs = {t: sample(p, sde, block, nfe, t) for t in p.models}
+                cells[p.name, nfe] = max(rmse(x, p.exact) for x in outs.values())
+                if p.gt is not None:
+                    cells["psnr", nfe], cells["ssim", nfe] = quality(next(iter(outs.values())), p.gt)
+    return results
+
+
+def error_table(problems: list[Problem], results: dict) -> str:
+    columns = ["candidate"] + [f"{p.name} {n}" for p in problems for n in p.nfes]
+    demo_p = next((p for p in problems if p.gt is not None), None)
+    columns += [f"{m} {n}" for m in ("PSNR", "SSIM") for n in demo_p.nfes] if demo_p else []
+    table = []
+    for label, cells in results.items():
+        row = {"candidate": label} | {f"{p.name} {n}": f"{cells[p.name, n]:.2e}" for p in problems for n in p.nfes}
+        if demo_p:
+            row |= {f"PSNR {n}": f"{cells['psnr', n]:.2f}" for n in demo_p.nfes}
+            row |= {f"SSIM {n}": f"{cells['ssim', n]:.4f}" for n in demo_p.nfes}
+        table.append(row)
+    return to_markdown(table, columns)
+
+
+def bars(problems: list[Problem], results: dict) -> tuple[str, list[str]]:
+    """Issue 15's bars for the preset, and the best any candidate reaches where the preset fails."""
+    pre, ref = results[PRESET], results[DEFAULT]
+    table, notes = [], []
+    for p in problems:
+        ratios = {n: pre[p.name, n] / ref[p.name, n] for n in (5, 10) if n in p.nfes}
+        errs = [pre[p.name, n] for n in (5, 10, 20) if n in p.nfes]
+        row = {"problem": p.name} | {f"error / default at NFE {n}": f"{r:.2f} ({'met' if r <= 1 / 3 else 'NOT met'})"
+                                     for n, r in ratios.items()}
+        row["decreases 5 -> 10 -> 20"] = "yes" if all(a > b for a, b in zip(errs, errs[1:])) else "NO"
+        table.append(row)
+        for n, r in ratios.items():
+            if r > 1 / 3:
+                best = min(results, key=lambda label: results[label][p.name, n])
+                notes.append(f"{p.name}, NFE {n}: the preset reaches {r:.2f} of the default's error; the best of all "
+                             f"{len(results)} candidates, {best!r}, reaches {results[best][p.name, n] / ref[p.name, n]:.2f}.")
+    columns = ["problem", "error / default at NFE 5", "error / default at NFE 10", "decreases 5 -> 10 -> 20"]
+    text = to_markdown(table, columns)
+    demo_p = next((p for p in problems if p.gt is not None), None)
+    if demo_p and 10 in demo_p.nfes:
+        ode_psnr, _ = quality(demo_p.exact, demo_p.gt)
+        gap = pre["psnr", 10] - ode_psnr
+        text += (f"\nDemo PSNR at NFE 10: preset {pre['psnr', 10]:.2f} dB, converged ODE {ode_psnr:.2f} dB, "
+                 f"gap {gap:+.2f} dB ({'met' if abs(gap) <= 0.1 else 'NOT met'}: within 0.1 dB).\n")
+    return text, notes
+
+
+def plot(problems: list[Problem], results: dict, path: Path) -> None:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 3
+    fig, axes = plt.subplots((len(problems) + cols) // cols, cols, figsize=(4.6 * cols, 3.9 * ((len(problems) + cols) // cols)),
+                             squeeze=False)
+    for ax, p in zip(axes.flat, problems):
+        for label, cells in results.items():
+            style = {DEFAULT: dict(color="black", lw=2.5, ls="--"),
+                     PRESET: dict(color="red", lw=2.5)}.get(label, dict(lw=1, alpha=0.7))
+            ax.loglog(p.nfes, [cells[p.name, n] for n in p.nfes], marker="o", ms=3, label=label, **style)
+        ax.set(title=p.name, xlabel="NFE", ylabel="RMSE to the converged ODE solution")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(p.nfes, [str(n) for n in p.nfes])
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(problems):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    axes.flat[-1].legend(handles, labels, fontsize=7, loc="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def machine() -> str:
+    """The CPU model and core count (Linux), else what platform knows."""
+    info = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+              if line.startswith("model name")] if info.exists() else []
+    return f"{models[0]} x {len(models)} cores" if models else platform.processor() or platform.machine()
+
+
+def report(problems, results, seconds: float, command: str, image: str) -> str:
+    bar_text, notes = bars(problems, results)
+    main = [p for p in problems if not p.name.startswith("check")]
+    checks = [p for p in problems if p.name.startswith("check")]
+    lines = [
+        "# MR Sampler: which settings at NFE 5-20 (issue 15)", "",
+        f"Made by `{command}` on {date.today().isoformat()}: {machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}, {seconds / 60:.1f} minutes. The script's docstring defines the problems.", "",
+        "Reference solutions: " + "; ".join(f"{p.name}: {p.note}" for p in problems) + ".", "",
+        "## RMSE to the converged ODE solution at t = 0 (oracles: worst of noise, data and velocity networks)", "",
+        error_table(main, results),
+        f"Demo PSNR (dB) and SSIM: mean over the {len(next((p.gt for p in problems if p.gt is not None), []))} images "
+        "against GT, 8-bit, crop 4, as test.py.", "",
+        f"![error against NFE]({image})", "",
+    ]
+    if checks:
+        lines += ["Two more oracles, to check that a choice does not fit the three problems only:", "",
+                  error_table(checks, results)]
+    lines += [
+        "## The preset against issue 15's bars", "", bar_text,
+    ]
+    if notes:
+        lines += ["", "Where a bar is not met, the best any candidate reaches:", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs", help="folder for sampler_study.md and .png")
+    parser.add_argument("--demo-images", type=int, default=1, help="demo test images per task (1-3)")
+    parser.add_argument("--quick", action="store_true", help="tiny problems, the default and the preset only")
+    args = parser.parse_args(argv)
+    start = time.time()
+    sde = IRSDE.create(max_sigma=50, T=100, schedule="cosine", eps=0.005)
+    print("building the problems and their converged solutions", file=sys.stderr, flush=True)
+    if args.quick:
+        problems = [gaussian(sde, 8), mixture(sde, 3, 8, 2, 2), demo(sde, 1, 1, 1, crop=32)]
+        for p in problems:
+            p.nfes = (5, 10)
+    else:
+        problems = [gaussian(sde, 64), mixture(sde, 8, 32, 4, 4), demo(sde, args.demo_images, 2, None),
+                    gaussian(sde, 64, S=0.2, seed=4, name="check: gaussian S=0.2"),
+                    mixture(sde, 4, 24, 4, 4, s=0.05, seed=5, name="check: mixture K=4 s=0.05")]
+    rows = candidates(shipped_config(REPO / "options" / "mrsampler.yml"),
+                      shipped_config(REPO / "options" / "mrsampler_fast.yml"), args.quick)
+    print("measuring the candidates", file=sys.stderr, flush=True)
+    results = measure(problems, sde, rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(problems, results, args.out / "sampler_study.png")
+    command = "python scripts/sampler_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report(problems, results, time.time() - start, command.strip(), "sampler_study.png")
+    (args.out / "sampler_study.md").write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
