@@ -13,15 +13,14 @@ per-image CSV, tables) is kept under --results-root.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from uir.benchmark.report import environment
 from uir.common.cli import run_script
 from uir.evaluation import read_csv, run
 from uir.evaluation.tables import INPUT
@@ -76,10 +75,10 @@ def main(argv: list[str] | None = None) -> str:
     result = run(options, progress=False)
     print(f"run folder: {result.run_dir}", file=sys.stderr)
     table = to_markdown(result.table, read_csv(result.paths["per_image"]))
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"Measured {date.today().isoformat()} on {machine}, torch {torch.__version__}; "
-          f"PSNR/SSIM on 8-bit images, crop {options.effective_crop_border}.\n")
-    print(table)
+    env = environment(torch.device("cpu") if result.device == "cpu" else torch.device(result.device), argv,
+                      "scripts/demo_table.py")
+    print(f"Measured {env['date']} on {env['device']}, torch {env['torch']} (`{env['command']}`); PSNR/SSIM on "
+          f"8-bit images, crop {options.effective_crop_border}.\n\n{table}")
     return table
 
 
