@@ -129,6 +129,16 @@ def test_out_of_range_and_non_finite_options_are_refused(key, value, message):
         load_options(DEMO, [(key, value)])
 
 
+def test_a_timestep_offset_beyond_the_sde_is_refused():
+    from uir.evaluation import build_sweep
+    from uir.sde import IRSDE
+
+    options = load_options(DEMO, [("sampler.time_schedule", "leading"), ("sampler.timestep_offset", 50)])
+    with pytest.raises(OptionsError, match=r"sampler\.timestep_offset: 50 puts the 'leading' grid's first point at "
+                                           r"t = 140, beyond sde\.T = 100; valid offsets: 0 to 10"):
+        build_sweep(options, IRSDE.from_settings(options.sde))
+
+
 def test_more_steps_than_the_sde_has_warn_for_integer_grid_samplers(ws, caplog):
     with caplog.at_level(logging.WARNING, logger="uir"):
         run(options(ws, "r_steps", max_images=1, sde={"max_sigma": 50, "T": 4, "schedule": "cosine", "eps": 0.005,

@@ -153,7 +153,13 @@ class MRSampler(BaseSampler):
                 "parameterization 'data' (got 'noise'); set thresholding: false or parameterization: data"
             )
         sampler = cls(sde, cfg)
-        M = len(sampler.grid()[0]) - 1
+        times = sampler.grid()[0]
+        M = len(times) - 1
+        if max(times) > sde.T:  # only `leading` with a large timestep_offset goes beyond the SDE
+            first = max(times) - cfg.timestep_offset
+            raise ValueError(f"sampler.timestep_offset: {cfg.timestep_offset} puts the {cfg.time_schedule!r} grid's "
+                             f"first point at t = {max(times):g}, beyond sde.T = {sde.T}; valid offsets: 0 to "
+                             f"{int(sde.T - first)} for num_sample_steps={cfg.num_sample_steps}")
         if M < 1:
             raise ValueError(f"sampler.time_schedule {cfg.time_schedule!r} gives no step for num_sample_steps={cfg.num_sample_steps}")
         if cfg.order > M:
