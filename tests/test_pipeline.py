@@ -12,7 +12,6 @@ import torch
 import yaml
 
 import uir.evaluation.scoring as scoring
-from uir import runtime
 from uir.common.errors import RunFolderError, UserError
 from uir.data.paired import read_image, read_image_uint8
 from uir.evaluation import read_csv, run
@@ -385,67 +384,3 @@ def test_user_errors_print_one_message_and_exit_2(ws, capsys, case, pattern):
 
 def test_user_errors_are_the_documented_types():
     assert issubclass(OptionsError, UserError) and issubclass(RunFolderError, UserError)
-
-
-# ---- runtime options -----------------------------------------------------------------------------
-
-
-def test_precision_and_channels_last_wrap_only_the_network(ws):
-    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth").eval()
-    x, mu = torch.rand(2, 3, 24, 32), torch.rand(2, 3, 24, 32)
-    cpu = torch.device("cpu")
-    with torch.no_grad():
-        reference = NetworkCall(network, cpu)(x, mu, 50.0)
-        # the time reaches the UNet as float32 whether it is passed as a number or a tensor
-        assert torch.equal(reference, network(x, mu, 50.0))
-        assert torch.equal(NetworkCall(network, cpu)(x, mu, 66.66667175292969), network(x, mu, 66.66667175292969))
-        half = NetworkCall(network, cpu, precision="bf16")(x, mu, 50.0)
-        last = NetworkCall(network.to(memory_format=torch.channels_last), cpu, channels_last=True)(x, mu, 50.0)
-    assert half.dtype == torch.float32 and not torch.equal(half, reference)
-    torch.testing.assert_close(half, reference, atol=0.1, rtol=0.1)
-    torch.testing.assert_close(last, reference, atol=1e-5, rtol=0)
-    result = run(options(ws, "bf16", precision="bf16", channels_last=True, max_images=1,
-                         sweep={"samplers": ["mrsampler"], "nfe": [2]}), progress=False)
-    assert result.table[0]["images"] == 1 and result.table[0]["psnr"] is not None
-    assert yaml.safe_load(result.paths["options"].read_text())["precision"] == "bf16"
-
-
-def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
-    seen = {}
-
-    def fake_compile(module, **kwargs):
-        seen.update(kwargs)
-        return module
-
-    monkeypatch.setattr(runtime.torch, "compile", fake_compile)
-    network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
-    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True).runtime)
-    assert seen == {"dynamic": True}
-    assert runtime.auto_batch_size(lambda batch: None, torch.device("cpu")) == 1
-
-
-def test_labelled_runs_name_their_points_everywhere(ws):
-    runs = [{"label": "MR Sampler-1", "sampler": "mrsampler", "nfe": [2, 3], "set": {"order": 1}},
-            {"label": "MR Sampler-2", "sampler": "mrsampler", "nfe": 2, "set": {"order": 2}}]
-    result = run(options(ws, "labels", max_images=1, sweep={"runs": runs}), progress=False)
-    table = [r for r in result.table if r["sampler"] != "input"]
-    assert [(r["label"], r["nfe"], r["order"]) for r in table] == [("MR Sampler-1", 2, 1), ("MR Sampler-1", 3, 1),
-                                                                    ("MR Sampler-2", 2, 2)]
-    assert {r["label"] for r in read_csv(result.paths["per_image"]) if r["output"]} == {"MR Sampler-1", "MR Sampler-2"}
-    assert sorted(p.name for p in (result.run_dir / "noisy").iterdir()) == [
-        "MR_Sampler-1_nfe2", "MR_Sampler-1_nfe3", "MR_Sampler-2_nfe2"]
-    assert "| noisy | mrsampler | MR Sampler-2 | 2 |" in result.paths["md"].read_text()
-    one, two = (next(r for r in table if r["label"] == f"MR Sampler-{k}" and r["nfe"] == 2) for k in (1, 2))
-    assert one["psnr"] != two["psnr"]  # the set: block reached the sampler
-
-
-@pytest.mark.parametrize("runs, message", [
-    ([{"sampler": "mrsampler", "nfe": 2, "set": {"ordr": 1}}], r"sweep\.runs\[0\]\.set\.ordr: unknown key \(did you mean 'order'\?\)"),
-    ([{"sampler": "mrsampler", "nfe": 2, "set": {"order": 0}}], r"sweep\.runs\[0\]\.set\.order: must be >= 1"),
-    ([{"sampler": "mrsampler", "nfe": 2, "set": {"num_sample_steps": 5}}], r"set the steps with the run's nfe"),
-    ([{"label": "a b", "sampler": "sde", "nfe": 2}, {"label": "a_b", "sampler": "posterior", "nfe": 2}],
-     r"listed twice: a_b_nfe2"),
-])
-def test_bad_labelled_runs_are_named(ws, runs, message):
-    with pytest.raises(ValueError, match=message):
-        options(ws, "x", sweep={"runs": runs})

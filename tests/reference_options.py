@@ -1,0 +1,305 @@
+"""The reference's five test option files, verbatim, as data for the option tests."""
+
+# The reference's test option files, verbatim (grrrute/mr-sampler,
+# universal-image-restoration/config/daclip-sde/options/*.yml).
+REFERENCE_OPTION_FILES = {
+    "test.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: mrsampler # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: deg_type # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/deg_type/GT
+   dataroot_LQ: your/path/to/dataset/deg_type/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 20
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "mrsampler.yml": """\
+name: mrsampler # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: mrsampler # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: uncompleted # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/uncompleted/GT
+   dataroot_LQ: your/path/to/dataset/uncompleted/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 20
+  solver_type: ode # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linspace
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "posterior.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: posterior # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: motion-blurry # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/motion-blurry/GT
+   dataroot_LQ: your/path/to/dataset/motion-blurry/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "euler.yml": """\
+name: universal-ir # experiment dir name
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: sde # sde or posterior or mrsampler or heun, sde means euler descritization
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: motion-blurry # choose from [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted]
+   mode: LQGT
+   dataroot_GT: your/path/to/dataset/motion-blurry/GT
+   dataroot_LQ: your/path/to/dataset/motion-blurry/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: your/path/to/pretrained_models/universal-ir.pth
+  daclip: your/path/to/pretrained_models/daclip_ViT-B-32.pt
+
+#### configs for sampler
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linear-lambda
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+    "heun.yml": """\
+name: universal-ir-heun # experiment dir name, universal-ir-mrsampler or universal-ir
+suffix: ~  # add suffix to saved images
+model: denoising
+distortion: [motion-blurry,hazy,jpeg-compressed,low-light,noisy,raindrop,rainy,shadowed,snowy,uncompleted] # uncompleted means inpainting
+gpu_ids: [0]
+
+sde:
+  max_sigma: 50
+  T: 100
+  schedule: cosine # linear, cosine
+  eps: 0.005
+  algorithm: heun # sde or posterior or mrsampler or heun
+  
+degradation:
+  # for denoising
+  sigma: 25
+  noise_type: G # Gaussian noise: G
+
+  # for super-resolution
+  scale: 4
+
+datasets:
+  test1:
+   name: uncompleted
+   mode: LQGT
+   dataroot_GT: /mnt/intern/zhejing.la/data/4_daclip/daclip-val/uncompleted/GT
+   dataroot_LQ: /mnt/intern/zhejing.la/data/4_daclip/daclip-val/uncompleted/LQ
+  
+#### network structures
+network_G:
+  which_model_G: ConditionalUNet
+  setting:
+    in_nc: 3
+    out_nc: 3
+    nf: 64
+    ch_mult: [1, 2, 4, 8]
+    context_dim: 512
+    use_degra_context: true
+    use_image_context: true
+
+#### pretrained model path
+path:
+  pretrain_model_G: /mnt/intern/zhejing.la/data/4_daclip/universal-ir.pth
+  daclip: /mnt/intern/zhejing.la/data/4_daclip/daclip_ViT-B-32.pt
+
+sampler:
+  num_sample_steps: 100
+  solver_type: sde # sde or ode
+  parameterization: "data"
+  order: 2
+  fit_target: noise
+  lambda_min: -5.0
+  time_schedule: linspace
+  thresholding: False # only for data prediction
+  threshold_ratio: 0.995
+  threshold_max: 1.5
+  denoise_last: False
+""",
+}
