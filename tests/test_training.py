@@ -26,7 +26,6 @@ from uir.training import (
     validate,
 )
 from uir.training.init import initialise
-from uir.training.losses import per_sample
 from uir.training.options import EMASettings, OptimSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +78,7 @@ def test_data_and_velocity_targets(sde):
     loss = training_loss(sde, "data", out, xt=xt, x0=gt, mu=lq, t=t, noise=noise)
     torch.testing.assert_close(loss, (out - gt).abs().mean())
     # The velocity target, read back as a data prediction, is x0 (the definitions agree).
-    alpha, sigma = per_sample(sde.alphas, t, gt), per_sample(sde.sigma_bars, t, gt)
+    alpha, sigma = sde.coefficient(sde.alphas, t, gt), sde.coefficient(sde.sigma_bars, t, gt)
     v = sde.sigma_inf * alpha * noise - sigma / sde.sigma_inf * (gt - lq)
     assert training_loss(sde, "velocity", v, xt=xt, x0=gt, mu=lq, t=t, noise=noise).item() < 1e-7
     torch.testing.assert_close(to_data(v, "velocity", xt, lq, alpha, sigma, sde.sigma_inf), gt, atol=2e-5, rtol=0)
@@ -126,7 +125,7 @@ def test_zero_output_init_makes_a_velocity_network_predict_no_change(sde):
     with torch.no_grad():
         v_hat = model(xt, lq, t.float())
     assert torch.count_nonzero(v_hat) == 0
-    alpha, sigma = per_sample(sde.alphas, t, xt), per_sample(sde.sigma_bars, t, xt)
+    alpha, sigma = sde.coefficient(sde.alphas, t, xt), sde.coefficient(sde.sigma_bars, t, xt)
     x0_hat = to_data(v_hat, "velocity", xt, lq, alpha, sigma, sde.sigma_inf)
     torch.testing.assert_close(x0_hat, lq + alpha * (xt - lq))  # x_t at small t, the LQ image at t = T
 

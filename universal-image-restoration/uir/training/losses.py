@@ -41,19 +41,13 @@ def matching_targets(sde: IRSDE, noise_hat: Tensor, xt: Tensor, x0: Tensor, mu: 
     return step_mean, sde.posterior_mean(xt, x0, mu, t)
 
 
-def per_sample(array: Tensor, t: Tensor, like: Tensor) -> Tensor:
-    """array[t] shaped [B, 1, 1, 1] on `like`'s device and dtype, for integer times t [B]."""
-    values = array[t.reshape(-1).long().cpu()]
-    return values.to(device=like.device, dtype=like.dtype).view(-1, *([1] * (like.dim() - 1)))
-
-
 def regression_target(sde: IRSDE, fit_target: str, x0: Tensor, mu: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """What a `data` or `velocity` network should output for the state noised with `noise` at `t`."""
     if fit_target == "data":
         return x0
     if fit_target == "velocity":
-        alpha = per_sample(sde.alphas, t, x0)
-        sigma = per_sample(sde.sigma_bars, t, x0)
+        alpha = sde.coefficient(sde.alphas, t, x0)
+        sigma = sde.coefficient(sde.sigma_bars, t, x0)
         return velocity_from(noise, x0, mu, alpha, sigma, sde.sigma_inf)
     raise ValueError(f"fit_target: no regression target for {fit_target!r}; valid: data, velocity")
 
