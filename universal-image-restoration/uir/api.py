@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from uir.data import group_by_size
 from uir.evaluation.sweep import load_restorer
 from uir.metrics import quantize_to_uint8
 from uir.options import load_options, parse_options
@@ -86,20 +87,15 @@ class ImageRestorer:
         if len(seeds) != len(tensors):
             raise ValueError(f"seeds: {len(seeds)} given for {len(tensors)} image(s)")
         out: list[Tensor | None] = [None] * len(tensors)
-        by_size: dict[tuple[int, ...], list[int]] = {}
-        for i, t in enumerate(tensors):
-            by_size.setdefault(tuple(t.shape), []).append(i)
         with torch.no_grad():
-            for indices in by_size.values():
-                for start in range(0, len(indices), self.batch_size):
-                    chunk = indices[start:start + self.batch_size]
-                    lq = torch.stack([tensors[i] for i in chunk]).to(self.restorer.device)
-                    result = self.restorer.restore(lq, [seeds[i] for i in chunk], sampler)
-                    bad = result.failures()
-                    if bad:
-                        raise NonFiniteResult("; ".join(f"image {chunk[k]}: {why}" for k, why in bad.items()))
-                    for k, i in enumerate(chunk):
-                        out[i] = result.x[k].cpu()
+            for chunk in group_by_size([tuple(t.shape[-2:]) for t in tensors], self.batch_size):
+                lq = torch.stack([tensors[i] for i in chunk]).to(self.restorer.device)
+                result = self.restorer.restore(lq, [seeds[i] for i in chunk], sampler)
+                bad = result.failures()
+                if bad:
+                    raise NonFiniteResult("; ".join(f"image {chunk[k]}: {why}" for k, why in bad.items()))
+                for k, i in enumerate(chunk):
+                    out[i] = result.x[k].cpu()
         return back(out)
 
 
