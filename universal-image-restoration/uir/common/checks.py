@@ -107,16 +107,6 @@ def check_device(key: str, value: Any) -> str:
     return value
 
 
-def section(raw: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
-    """`raw[key]` as a dict (empty when absent or null); `where` prefixes the key in the error."""
-    value = raw.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}{key}: expected a mapping of keys, got {value!r}")
-    return dict(value)
-
-
 # ---- checks to declare on fields ------------------------------------------------------------
 
 

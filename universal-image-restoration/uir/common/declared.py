@@ -148,22 +148,6 @@ def plain(value: Any) -> Any:
     return copy.copy(value)
 
 
-def help_lines(cls: type, where: str = "") -> list[tuple[str, Any, str]]:
-    """(key, default, help) of every field of a block, nested blocks expanded: for docs and --help."""
-    rows = []
-    for f in _declared(cls):
-        key = f"{where}.{f.name}" if where else f.name
-        meta = f.metadata
-        if meta.get("block") is not None and meta.get("flatten"):
-            rows += help_lines(meta["block"], where)
-        elif meta.get("block") is not None:
-            rows += help_lines(meta["block"], key)
-        else:
-            default = None if _is_required(f) else (f.default if f.default is not MISSING else f.default_factory())
-            rows.append((key, plain(default), meta.get("help", "")))
-    return rows
-
-
 class Block:
     """Base of a declared block: `Cls.from_dict(raw)`, `block.to_dict()` and `block.with_overrides(...)`,
     all through `read` / `to_dict`. `section` is where the block sits in an options file."""
