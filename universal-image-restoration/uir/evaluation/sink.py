@@ -63,8 +63,9 @@ class ResultSink:
 
     def _done(self, row: dict[str, Any]) -> None:
         self.per_image.append(row)
-        if self.on_first_result is not None:
-            self.on_first_result, first = None, self.on_first_result
+        with self._lock:  # PNG writer threads call this: the first of them only runs the callback
+            first, self.on_first_result = self.on_first_result, None
+        if first is not None:
             first()
 
     def record_input(self, task: TaskData, indices: list[int], metrics: dict[str, list[float]]) -> None:
