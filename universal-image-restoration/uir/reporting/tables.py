@@ -10,12 +10,15 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from uir.evaluation.tables import to_markdown as table_markdown
 from uir.evaluation.tables import write_csv
 from uir.reporting.paper import PAPER_METRICS, PaperValues
 from uir.reporting.runs import METRICS, ResultRow
 
 METRIC_TITLES = {"fid": "FID", "lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y"}
 DIGITS = {"fid": 2, "lpips": 4, "psnr": 2, "ssim": 4, "psnr_y": 2, "ssim_y": 4, "sec_per_image": 3}
+# Cell formats of the Markdown tables: a paper column as its metric.
+FORMATS = {key: f"{{:.{d}f}}" for m, d in DIGITS.items() for key in (m, f"paper_{m}")}
 CSV_COLUMNS = (
     "task", "label", "nfe",
     *(column for m in METRICS for column in ((m, f"paper_{m}") if m in PAPER_METRICS else (m,))),
@@ -45,14 +48,6 @@ def write_report_csv(path: str | os.PathLike, table: Sequence[dict[str, Any]]) -
     write_csv(path, table, CSV_COLUMNS)
 
 
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{DIGITS.get(column, 4)}f}"
-    return str(value)
-
-
 def _markdown_columns() -> list[tuple[str, str]]:
     """(header, key) of a task's Markdown table."""
     columns = [("label", "label"), ("NFE", "nfe")]
@@ -68,11 +63,9 @@ def to_markdown(table: Sequence[dict[str, Any]]) -> str:
              "Ours beside the paper's published value (\"(paper)\"; from uir/reporting/paper_values.yml) "
              "where it has one; the `input` row scores the LQ image itself.", ""]
     for task in dict.fromkeys(row["task"] for row in table):
-        lines += [f"## {task}", "", "| " + " | ".join(h for h, _ in columns) + " |",
-                  "|" + "|".join("---" for _ in columns) + "|"]
-        for row in (r for r in table if r["task"] == task):
-            metric_of = {f"paper_{m}": m for m in PAPER_METRICS}
-            lines.append("| " + " | ".join(_cell(metric_of.get(k, k), row.get(k)) for _, k in columns) + " |")
+        rows = [r for r in table if r["task"] == task]
+        lines += [f"## {task}", "", table_markdown(rows, [k for _, k in columns], titles={k: h for h, k in columns},
+                                                   formats=FORMATS).rstrip("\n")]
         sources = list(dict.fromkeys(r["paper_source"] for r in table if r["task"] == task and r["paper_source"]))
         lines += [""] + [f"Paper values: {s}." for s in sources] + ([""] if sources else [])
     return "\n".join(lines).rstrip() + "\n"
