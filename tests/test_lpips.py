@@ -91,6 +91,11 @@ def test_lpips_named_weights_file_is_used(torch_home, tmp_path, random_alexnet):
 
     with pytest.raises(LpipsUnavailable, match="missing.pth does not exist"):
         LpipsMetric.create("cpu", weights_file=tmp_path / "missing.pth")
+    nan = dict(features)
+    nan["features.0.weight"] = torch.full_like(nan["features.0.weight"], float("nan"))
+    torch.save(nan, tmp_path / "nan.pth")
+    with pytest.raises(LpipsUnavailable, match=r"nan.pth: tensor 'features.0.weight' holds NaN or infinite values"):
+        LpipsMetric.create("cpu", weights_file=tmp_path / "nan.pth")  # it would make every LPIPS NaN
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(LpipsUnavailable, match="other.pth has no 'features.0.bias'"):
         LpipsMetric.create("cpu", weights_file=tmp_path / "other.pth")

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from uir.common.tensors import first_nonfinite
+
 
 class WeightsNotFound(RuntimeError):
     """The weights are not in the hub cache and could not be downloaded."""
@@ -33,6 +35,9 @@ def read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
         raise BadWeightsFile(f"cannot read {what} {path}: {exc}") from exc
     if not isinstance(state, dict):
         raise BadWeightsFile(f"{what} {path} holds a {type(state).__name__}, not a state dict")
+    bad = first_nonfinite(state)
+    if bad is not None:  # a metric from such weights would be NaN
+        raise BadWeightsFile(f"{what} {path}: tensor {bad!r} holds NaN or infinite values; the file is damaged")
     return state
 
 
@@ -72,14 +77,10 @@ class HubWeights:
         if cached.is_file():
             return read_state_dict(cached, self.what)
         try:
-            state = torch.hub.load_state_dict_from_url(
-                self.url, progress=True, map_location="cpu", weights_only=True
-            )
+            torch.hub.load_state_dict_from_url(self.url, progress=True, map_location="cpu", weights_only=True)
         except Exception as exc:  # no network, proxy, HTTP error, interrupted download, ...
             raise WeightsNotFound(f"{self.missing_message()} ({type(exc).__name__}: {exc})") from exc
-        if not isinstance(state, dict):
-            raise BadWeightsFile(f"{self.what} downloaded to {cached} is not a state dict")
-        return state
+        return read_state_dict(cached, self.what)  # downloaded there: checked as a cached file is
 
 
 __all__ = ["BadWeightsFile", "HubWeights", "WeightsNotFound", "read_state_dict"]

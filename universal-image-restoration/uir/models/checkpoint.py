@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from uir.common.errors import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError
+from uir.common.tensors import first_nonfinite
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +84,13 @@ def _clean_state_dict(state: Mapping, file: Path) -> dict[str, torch.Tensor]:
         name = key[len(DATA_PARALLEL_PREFIX):] if key.startswith(DATA_PARALLEL_PREFIX) else key
         if name in clean:
             raise CheckpointError(f"{file}: key {name!r} appears both with and without the 'module.' prefix")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(
-                f"{file}: tensor {name!r} holds NaN or infinite values; the checkpoint is damaged (or was saved "
-                f"from a training that diverged), and a network with it would only produce NaN images"
-            )
         clean[name] = value
+    bad = first_nonfinite(clean)
+    if bad is not None:
+        raise CheckpointError(
+            f"{file}: tensor {bad!r} holds NaN or infinite values; the checkpoint is damaged (or was saved "
+            f"from a training that diverged), and a network with it would only produce NaN images"
+        )
     return clean
 
 
