@@ -228,3 +228,13 @@ def test_fid_column_of_a_test_py_run_equals_pytorch_fid_on_its_folders(folders, 
     expected = fid_score.calculate_fid_given_paths([str(run_dir / "noisy" / "mrsampler_nfe2"), str(data / "GT")],
                                                    1, "cpu", FID_DIMS, num_workers=0)
     assert row["fid_images"] == 5 and abs(row["fid"] - expected) < 1e-3, (row["fid"], expected)
+
+
+def test_a_non_finite_fid_is_no_value():
+    """Statistics holding a NaN (a feature overflowed) give an empty cell with a note, never a NaN."""
+    rng = np.random.default_rng(3)
+    good = FidStatistics.from_features(rng.random((3, FID_DIMS)))
+    bad = FidStatistics(good.mu.copy(), good.sigma, 3)
+    bad.mu[0] = np.nan
+    score = frechet_distance(bad, good)
+    assert score.value is None and "no FID" in score.note

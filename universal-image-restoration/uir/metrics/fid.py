@@ -210,6 +210,8 @@ def frechet_distance(restored: FidStatistics, gt: FidStatistics) -> FidScore:
             value = float(calculate_frechet_distance(restored.mu, restored.sigma, gt.mu, gt.sigma))
     except ValueError as exc:  # "Imaginary component ...": pytorch-fid gives no value either
         return FidScore(None, restored.images, gt.images, f"pytorch-fid: {exc}")
+    if not np.isfinite(value):  # never a NaN in a table
+        return FidScore(None, restored.images, gt.images, f"pytorch-fid gave {value}: no FID")
     return FidScore(value, restored.images, gt.images, printed.getvalue().strip() or None)
 
 
