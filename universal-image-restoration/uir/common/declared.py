@@ -31,20 +31,26 @@ MISSING = dataclasses.MISSING
 
 
 def option(default: Any = MISSING, *, check: Check | None = None, help: str = "", flag: str | None = None,
-           factory: Any = None, missing: str | None = None, block: type | None = None, items: type | None = None,
-           keyed: str | None = None, flatten: bool = False, null_is_default: bool = False) -> Any:
+           nargs: str | None = None, metavar: str | None = None, factory: Any = None, missing: str | None = None,
+           block: type | None = None, items: type | None = None, keyed: str | None = None, flatten: bool = False,
+           null_is_default: bool = False) -> Any:
     """A declared field.
 
     default / factory   the default (a field without either is required; `missing` says what to set)
     check               `check(key, value) -> value`, raising ValueError (uir.common.checks)
-    help, flag          one line of help; the command-line flag that sets it (shown in errors)
+    help                one line of help (options files, errors and the command line's --help)
+    flag                the command-line flag that sets it (shown in errors). A boolean's flag takes
+                        no value and sets true, or false when it starts with `--no-`; any other
+                        flag takes its value(s) as YAML, checked as the key's value
+    nargs, metavar      the flag's argparse `nargs` ("+": a list; "?": a value or true) and metavar
     block               the field is a nested block of this class (a mapping in YAML)
     items               a list of blocks of this class
     keyed               with `items`: a mapping of name -> block; the name goes to the block's field `keyed`
     flatten             the nested block's keys sit at this block's level
     null_is_default     `key: ~` means the default (otherwise None goes to the check)
     """
-    metadata = {"check": check, "help": help, "flag": flag, "missing": missing, "block": block,
+    metadata = {"check": check, "help": help, "flag": flag, "nargs": nargs, "metavar": metavar, "missing": missing,
+                "block": block,
                 "items": items, "keyed": keyed, "flatten": flatten, "null_is_default": null_is_default}
     if factory is None and default is MISSING and (block is not None) and missing is None:
         factory = block
@@ -62,6 +68,21 @@ def keys_of(cls: type) -> list[str]:
     out: list[str] = []
     for f in _declared(cls):
         out += keys_of(f.metadata["block"]) if f.metadata.get("flatten") else [f.name]
+    return out
+
+
+def flagged(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
+    """(dotted key, field) of every option of `cls` that has a command-line flag, nested and
+    flattened blocks included, in declaration order."""
+    out: list[tuple[str, dataclasses.Field]] = []
+    for f in _declared(cls):
+        meta = f.metadata
+        if meta.get("flatten"):
+            out += flagged(meta["block"], prefix)
+        elif meta.get("block") is not None:
+            out += flagged(meta["block"], f"{prefix}{f.name}.")
+        elif meta.get("flag"):
+            out.append((prefix + f.name, f))
     return out
 
 
@@ -117,7 +138,9 @@ def read(cls: type[T], raw: Any, where: str = "", **given: Any) -> T:
                 raise ValueError(f"{_shown(key, f)}: not set{hint}")
             continue
         values[f.name] = _read_value(f, value, key)
-    return cls(**values)
+    block = cls(**values)
+    object.__setattr__(block, "given_keys", frozenset(raw))  # what the mapping set (not a field)
+    return block
 
 
 def to_dict(block: Any) -> dict[str, Any]:
@@ -138,7 +161,10 @@ def to_dict(block: Any) -> dict[str, Any]:
 
 
 def plain(value: Any) -> Any:
-    """Blocks as mappings, tuples as lists, mappings copied: what YAML and JSON write."""
+    """Blocks (and anything with a `to_dict`) as mappings, tuples as lists, mappings copied: what
+    YAML and JSON write."""
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_dict(value)
     if isinstance(value, (list, tuple)):
@@ -153,6 +179,7 @@ class Block:
     all through `read` / `to_dict`. `section` is where the block sits in an options file."""
 
     section: ClassVar[str] = ""
+    given_keys: ClassVar[frozenset] = frozenset()  # on a block made by `read`: the keys its mapping set
 
     @classmethod
     def from_dict(cls: type[B], raw: Any, where: str | None = None) -> B:
