@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uir.samplers import SAMPLERS, HeunSampler, PerSampleNoise, RecordedNoise, SamplerConfig, build_sampler
+from uir.samplers import SAMPLERS, HeunOptions, HeunSampler, MRSampler, PerSampleNoise, RecordedNoise, build_sampler
 from uir.sde import IRSDE
 from uir.sde.oracle import GaussianOracle
 
@@ -54,7 +54,7 @@ def test_bad_sde_settings_are_named():
 
 
 def test_yaml_strings_for_infinity_are_numbers():
-    assert SamplerConfig.from_dict({"lambda_min": "-inf"}).lambda_min == float("-inf")
+    assert MRSampler.options_from({"lambda_min": "-inf"}).lambda_min == float("-inf")
 
 
 @pytest.mark.parametrize("name, cfg", [
@@ -105,7 +105,7 @@ def test_nfe_counts_network_calls(name, cfg, nfe):
         return oracle(x, mu_, t, **kw)
 
     result = build_sampler(name, SDE, cfg).sample(model, x_T, mu, noise=torch.Generator().manual_seed(0))
-    assert result.nfe == len(calls) == nfe
+    assert result.model_calls == len(calls) == nfe
 
 
 def test_building_a_sampler_changes_no_other_sampler():
@@ -157,25 +157,42 @@ def test_noise_samplers_take_data_and_velocity_networks(name, cfg, target):
 
 
 def test_unset_fit_target_follows_the_reference_defaults():
-    cfg = SamplerConfig.from_dict({})
-    assert cfg.target_for("mrsampler") == "data"
-    assert {cfg.target_for(n) for n in ("sde", "posterior", "heun")} == {"noise"}
+    assert build_sampler("mrsampler", SDE, {}).fit_target == "data"
+    assert {build_sampler(n, SDE, {}).fit_target for n in ("sde", "posterior", "heun")} == {"noise"}
+    assert build_sampler("posterior", SDE, {"fit_target": "velocity"}).fit_target == "velocity"
+
+
+def test_a_sampler_reads_only_its_own_keys_from_the_flat_block():
+    """The reference's `sampler:` block holds MR Sampler's keys whatever the sampler: each sampler
+    takes its own, a key no sampler reads is an error."""
+    block = {"num_sample_steps": 6, "solver_type": "sde", "order": 3, "fit_target": "noise"}
+    assert build_sampler("posterior", SDE, block).config == build_sampler("posterior", SDE, {"num_sample_steps": 6,
+                                                                                              "fit_target": "noise"}).config
+    assert build_sampler("heun", SDE, block).config == HeunOptions(num_sample_steps=6, fit_target="noise",
+                                                                   solver_type="sde")
+    with pytest.raises(ValueError, match="sampler.order: 3 is not available with solver_type 'sde'"):
+        build_sampler("mrsampler", SDE, block)
+    with pytest.raises(ValueError, match=r"sampler.orderr: unknown key \(did you mean 'order'\?\)"):
+        build_sampler("posterior", SDE, {"orderr": 2})
 
 
 def test_the_registry_names_every_sampler_class_by_its_own_name():
-    assert list(SAMPLERS) == ["sde", "posterior", "heun", "mrsampler"]
+    assert list(SAMPLERS)[:4] == ["sde", "posterior", "heun", "mrsampler"]
     assert all(cls.name == name for name, cls in SAMPLERS.items())
+    assert build_sampler("sde", SDE, {}).integer_steps and build_sampler("heun", SDE, {}).integer_steps
+    assert not build_sampler("heun", SDE, {"corrected_step_size": True}).integer_steps
+    assert not build_sampler("mrsampler", SDE, {}).integer_steps
 
 
 def test_heun_has_one_default_solver_type():
-    assert HeunSampler(SDE, 4).solver_type == SamplerConfig().solver_type == "ode"
+    assert HeunSampler(SDE, {"num_sample_steps": 4}).config.solver_type == HeunOptions().solver_type == "ode"
     assert not build_sampler("heun", SDE, {"num_sample_steps": 4}).stochastic
 
 
 def test_heun_interpolates_its_coefficients_in_float32():
     """The reference interpolates Heun's theta and g at float32 times in float32; at NFE 7 the
     grid falls between integer times, where float64 would give values float32 cannot hold."""
-    times, theta, g, denom = HeunSampler(SDE, 7, corrected_score=True).coefficients()
+    times, theta, g, denom = HeunSampler(SDE, {"num_sample_steps": 7, "corrected_score": True}).coefficients()
     assert any(t != int(t) for t in times)
     for values in (theta, g, denom):
         assert torch.equal(torch.tensor(values, dtype=torch.float64), torch.tensor(values).double())

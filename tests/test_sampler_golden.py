@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from uir.samplers import RecordedNoise, SamplerConfig, build_sampler
+from uir.samplers import RecordedNoise, build_sampler
 from uir.sde import IRSDE
 from uir.sde.oracle import GaussianOracle
 
@@ -46,9 +46,8 @@ def case_id(case) -> str:
 
 def run_case(data, case):
     sde = sde_from(data)
-    fit_target = SamplerConfig.from_dict(dict(case["config"])).target_for(case["sampler"])
-    oracle = GaussianOracle(sde, data["m"], data["S"], fit_target)
     sampler = build_sampler(case["sampler"], sde, dict(case["config"]))
+    oracle = GaussianOracle(sde, data["m"], data["S"], sampler.fit_target)
     noise = RecordedNoise(case["noise"])
     result = sampler.sample(oracle, data["xT"].clone(), data["mu"], noise=noise)
     return result, noise
@@ -58,8 +57,8 @@ def case_problems(data, case) -> list[str]:
     """Everything in which our run of `case` differs from the reference's record."""
     result, noise = run_case(data, case)
     problems = []
-    if result.nfe != case["nfe"]:
-        problems.append(f"nfe {result.nfe} != {case['nfe']}")
+    if result.model_calls != case["nfe"]:
+        problems.append(f"nfe {result.model_calls} != {case['nfe']}")
     if noise.used != len(case["noise"]):
         problems.append(f"drew {noise.used} noise tensors, reference drew {len(case['noise'])}")
     if case["sampler"] == "mrsampler":

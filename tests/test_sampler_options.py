@@ -15,7 +15,7 @@ from helpers import REPO, load_script
 from uir.models.networks import build_network
 from uir.options import load_options
 
-from uir.samplers import MRSampler, SamplerConfig, build_sampler
+from uir.samplers import MRSampler, MRSamplerOptions, build_sampler
 from uir.samplers.grids import mr_time_grid
 from uir.samplers.reference import solve_probability_flow
 from uir.samplers.unic import phi, unic_coefficients
@@ -28,7 +28,7 @@ SDE = IRSDE.create(max_sigma=50, T=100, schedule="cosine", eps=0.005)
 
 
 def plan(M: int, **cfg) -> list[tuple[int, int]]:
-    return MRSampler(SDE, SamplerConfig.from_dict(cfg)).plan(M)
+    return MRSampler(SDE, cfg).plan(M)
 
 
 def test_the_reference_plan_is_kept_by_default():
@@ -95,7 +95,7 @@ def test_invalid_new_options_name_the_key_and_the_valid_values(block, message):
 
 
 def test_the_defaults_of_the_new_options_are_the_references():
-    cfg = SamplerConfig()
+    cfg = MRSamplerOptions()
     assert (cfg.lower_order_final, cfg.final_order, cfg.corrector) == (False, None, "none")
 
 
@@ -150,7 +150,7 @@ def test_integer_lambda_is_uniform_lambda_on_distinct_integer_times(n):
     if bool((target[:-1] > target[1:]).all()):  # nothing merged: the rounded uniform-lambda grid itself
         assert torch.equal(times, target)
     # on IR-SDE's own times the sampler reads its arrays exactly
-    _, alphas, sigmas, lambdas = MRSampler(SDE, SamplerConfig(num_sample_steps=n, time_schedule="integer-lambda")).grid()
+    _, alphas, sigmas, lambdas = MRSampler(SDE, MRSamplerOptions(num_sample_steps=n, order=1, time_schedule="integer-lambda")).grid()
     k = times.long()
     assert torch.equal(alphas, SDE.alphas[k]) and torch.equal(sigmas, SDE.sigma_bars[k]) and torch.equal(lambdas, SDE.lambdas[k])
 

@@ -205,6 +205,6 @@ def test_mr_sampler_runs_unchanged_on_tiles(unet, options):
     assert torch.equal(sample(covering).x, ref.x)
     tiled = TiledDenoiser(unet, TileSettings(48, 16))
     result = sample(tiled)
-    assert result.nfe == ref.nfe == 5 and tiled.calls == 5
+    assert result.model_calls == ref.model_calls == 5 and tiled.calls == 5
     assert result.timesteps == ref.timesteps
     assert float((result.x - ref.x).abs().mean()) < 0.01 * float(ref.x.abs().mean())

@@ -1,24 +1,33 @@
-"""What every sampler shares: the public `sample` call, the network bound once, the result.
+"""What every sampler shares: its options, the public `sample` call, the network bound once,
+the per-step callback and the result.
 
-A sampler implements only its solve loop, `solve(model_fn, x_T, mu, noise)`. `sample` binds the
-network once, as DPM-Solver's `model_wrapper` does: the contexts, the evaluation counter, the
-float32 hand-back and the conversion from what the network was trained on (`fit_target`) to
-what the solver is written in (`parameterization`), so the loop calls `model_fn(x, t)` and
-reads a noise or data prediction at time t.
+A sampler is a class registered under a name (`uir.samplers.registry`) that declares
+
+    Options             its options block (`SamplerOptions` or a subclass: the keys it reads)
+    default_fit_target  what it assumes the network predicts when `fit_target` is unset
+    integer_steps       whether its steps move by whole IR-SDE time steps (more steps than T
+                        repeat or overshoot them, and quality falls apart)
+    settings()          its columns in the results tables
+
+and writes `timesteps()` (its time grid, start to end) and `steps(model_fn, x_T, mu, noise)`, a
+generator that yields a `Step` after each step. `sample` binds the network once, as DPM-Solver's
+`model_wrapper` does (contexts, evaluation counter, float32 hand-back, and the conversion from
+what the network was trained on to what the solver is written in), runs the steps and, when a
+`callback` is given, calls it after each step (k-diffusion style) with the step's index, time,
+state and the network's prediction at the step.
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
-from uir.samplers.config import SamplerConfig
-from uir.samplers.grids import euler_time_grid
 from uir.samplers.noise import NoiseSource, as_noise_source
+from uir.samplers.options import SamplerBlock, SamplerOptions
+from uir.samplers.registry import SAMPLERS
 from uir.sde.irsde import IRSDE
 from uir.sde.predictions import to_data, to_noise
 
@@ -31,99 +40,169 @@ class Denoiser(Protocol):
     def __call__(self, x: Tensor, mu: Tensor, t, *, text_context=None, image_context=None) -> Tensor: ...
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a sampler, as its callback sees it.
+
+    i           1-based index of the step (the last one equals `SampleResult.steps`)
+    t           the time the step reached
+    x           the state after the step (after the last step: the sampler's result)
+    prediction  the network's output at the step's first evaluation, in the parameterization the
+                solver integrates ("noise" or "data"); None for a step that evaluates nothing
+    denoised    the same evaluation as a data (x_0) prediction; None likewise
+    """
+
+    i: int
+    t: float
+    x: Tensor
+    prediction: Tensor | None = None
+    denoised: Tensor | None = None
+
+
+Callback = Callable[[Step], None]
+
+
 @dataclass
 class SampleResult:
     x: Tensor  # what the user receives
-    nfe: int  # network evaluations made
-    timesteps: list[float] = field(default_factory=list)  # the time points visited, start to end
+    model_calls: int  # network evaluations made
+    timesteps: list[float] = field(default_factory=list)  # the time grid, start to end
+    steps: int = 0  # steps taken (callbacks made)
 
 
 class Sampler(Protocol):
     """What the pipeline, the trainer and the scripts call."""
 
+    name: str
     stochastic: bool
 
     def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
-               noise: NoiseSource | torch.Generator | None = None) -> SampleResult: ...
+               noise: NoiseSource | torch.Generator | None = None, callback: Callback | None = None) -> SampleResult: ...
 
 
 class BoundModel:
     """`model_fn(x, t)`: the network at (x, t) with its contexts, counted, in float32 whatever
     precision it ran in, as a `parameterization` ("noise" or "data") prediction. The conversion
-    reads IR-SDE's (alpha_t, sigma_bar_t) at t (`IRSDE.marginals`)."""
+    reads IR-SDE's (alpha_t, sigma_bar_t) at t (`IRSDE.marginals`). With `record`, it keeps the
+    first evaluation since `first_call` was last cleared (what a step's callback reports)."""
 
     def __init__(self, model: Denoiser, mu: Tensor, sde: IRSDE, fit_target: str, parameterization: str,
-                 text_context=None, image_context=None):
+                 text_context=None, image_context=None, record: bool = False):
         self.model, self.mu, self.sde = model, mu, sde
         self.fit_target, self.parameterization = fit_target, parameterization
         self.text_context, self.image_context = text_context, image_context
-        self.nfe = 0
+        self.calls = 0
+        self.record = record
+        self.first_call: tuple[Tensor, float, Tensor] | None = None  # (x, t, output)
 
     def __call__(self, x: Tensor, t: float) -> Tensor:
-        self.nfe += 1
+        self.calls += 1
         out = self.model(x, self.mu, t, text_context=self.text_context, image_context=self.image_context)
         if out.dtype != torch.float32 and x.dtype == torch.float32:
             out = out.to(torch.float32)
-        if self.fit_target == self.parameterization:
-            return out
-        convert = to_data if self.parameterization == "data" else to_noise
+        if self.fit_target != self.parameterization:
+            out = self.convert(out, self.fit_target, self.parameterization, x, t)
+        if self.record and self.first_call is None:
+            self.first_call = (x, t, out)
+        return out
+
+    def convert(self, out: Tensor, source: str, target: str, x: Tensor, t: float) -> Tensor:
+        convert = to_data if target == "data" else to_noise
         alpha, sigma = self.sde.marginals(t)
-        return convert(out, self.fit_target, x, self.mu, alpha, sigma, self.sde.sigma_inf)
+        return convert(out, source, x, self.mu, alpha, sigma, self.sde.sigma_inf)
+
+    def take_first_call(self) -> tuple[Tensor | None, Tensor | None]:
+        """(prediction, denoised) of the recorded evaluation, and clear it."""
+        if self.first_call is None:
+            return None, None
+        x, t, out = self.first_call
+        self.first_call = None
+        data = out if self.parameterization == "data" else self.convert(out, self.parameterization, "data", x, t)
+        return out, data
 
 
-class BaseSampler(ABC):
-    """Owns the public `sample` call; a subclass (a frozen dataclass with an `sde` field) sets
-    `name`, `fit_target`, `stochastic` and `parameterization` and writes `solve`."""
+class BaseSampler:
+    """A sampler of IR-SDE: `sde` and its validated `config` (an `Options` block), set once."""
 
-    name: ClassVar[str]
-    sde: IRSDE
-    fit_target: str
-    stochastic: bool = False
-    parameterization: str = "noise"  # what `solve` wants from model_fn
+    name: ClassVar[str]  # set by the registry
+    Options: ClassVar[type[SamplerOptions]] = SamplerOptions
+    default_fit_target: ClassVar[str] = "noise"
+    parameterization: str = "noise"  # what `steps` wants from model_fn
+
+    def __init__(self, sde: IRSDE, config: SamplerOptions | Mapping[str, Any] | None = None):
+        self.sde = sde
+        self.config = config if isinstance(config, self.Options) else self.options_from(config)
+        self.check()
 
     @classmethod
-    @abstractmethod
-    def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "BaseSampler":
-        """The sampler that the validated `sampler:` block describes."""
+    def options_from(cls, raw: SamplerOptions | SamplerBlock | Mapping[str, Any] | None) -> SamplerOptions:
+        """This sampler's options from a `sampler:` block (validated, or raw: keys of other samplers
+        are ignored, a key no sampler reads is an error) or from another sampler's options."""
+        if isinstance(raw, SamplerOptions):
+            raw = raw.to_dict()
+        block = raw if isinstance(raw, SamplerBlock) else SamplerBlock.read(raw)
+        return block.options_for(cls)
 
-    @abstractmethod
-    def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
-              ) -> tuple[Tensor, list[float]]:
-        """The solve loop from x_T: (the final state, the time points visited)."""
+    def check(self) -> None:
+        """Rules that need the SDE as well as the options; raise ValueError naming the key."""
+
+    @property
+    def fit_target(self) -> str:
+        return self.config.fit_target or self.default_fit_target
+
+    @property
+    def stochastic(self) -> bool:
+        return False
+
+    @property
+    def integer_steps(self) -> bool:
+        return False
+
+    def settings(self) -> dict[str, Any]:
+        """Its columns in the results tables (solver, order, ..., as a reader compares samplers)."""
+        return {"fit_target": self.fit_target}
+
+    def timesteps(self) -> list[float]:
+        """The time grid, from start to end."""
+        raise NotImplementedError
+
+    def steps(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None) -> Iterator[Step]:
+        """The solve loop from x_T: a `Step` (index, time, state) after each step."""
+        raise NotImplementedError
+
+    def finish(self, x: Tensor) -> Tensor:
+        """The result from the last state (MR Sampler and Heun clip it to [0, 1], as the reference)."""
+        return x
 
     @torch.no_grad()
     def sample(self, model: Denoiser, x_T: Tensor, mu: Tensor, *, text_context=None, image_context=None,
-               noise: NoiseSource | torch.Generator | None = None) -> SampleResult:
+               noise: NoiseSource | torch.Generator | None = None, callback: Callback | None = None) -> SampleResult:
         """Run from x_T with condition mu. `noise` (a generator or a noise source) feeds the
-        stochastic samplers and is required by them; deterministic ones ignore it."""
+        stochastic samplers and is required by them; deterministic ones ignore it. `callback(step)`
+        is called after each step; the last step's state is the result. Without a callback
+        nothing is kept or converted; with one, the numbers are the same."""
         source = as_noise_source(noise, self.name) if self.stochastic else None
-        model_fn = BoundModel(model, mu, self.sde, self.fit_target, self.parameterization, text_context, image_context)
-        x, times = self.solve(model_fn, x_T, mu, source)
-        return SampleResult(x, model_fn.nfe, times)
+        model_fn = BoundModel(model, mu, self.sde, self.fit_target, self.parameterization, text_context,
+                              image_context, record=callback is not None)
+        x, last, count = x_T, None, 0
+        for step in self.steps(model_fn, x_T, mu, source):
+            count += 1
+            if callback is not None:
+                if last is not None:
+                    callback(last)  # one step behind: the last step is reported with the result
+                prediction, denoised = model_fn.take_first_call()
+                last = replace(step, prediction=prediction, denoised=denoised)
+            x = step.x
+        x = self.finish(x)
+        if last is not None:
+            callback(replace(last, x=x))
+        return SampleResult(x, model_fn.calls, self.timesteps(), count)
 
 
-@dataclass(frozen=True)
-class IntegerGridSampler(BaseSampler):
-    """The reference's `sde` and `posterior`: one step per point of int(linspace(1, T, N)), from
-    T down, each from a noise prediction at that point (`step`)."""
-
-    sde: IRSDE
-    num_steps: int
-    fit_target: str = "noise"
-    stochastic = True
-
-    @classmethod
-    def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "IntegerGridSampler":
-        return cls(sde, cfg.num_sample_steps, cfg.target_for(cls.name))
-
-    @abstractmethod
-    def step(self, x: Tensor, eps: Tensor, mu: Tensor, t: int, noise: NoiseSource) -> Tensor:
-        """x_{t-1} from x_t and the noise prediction eps at t."""
-
-    def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
-              ) -> tuple[Tensor, list[float]]:
-        grid = euler_time_grid(self.sde.T, self.num_steps)
-        x = x_T
-        for t in grid:
-            x = self.step(x, model_fn(x, float(t)), mu, t, noise)
-        return x, [float(t) for t in grid]
+def build_sampler(name: str, sde: IRSDE, config: SamplerOptions | SamplerBlock | Mapping[str, Any] | None = None
+                  ) -> Sampler:
+    """The sampler `name` (registered in `SAMPLERS`) from its options, a validated `sampler:` block
+    or a raw one (keys that other samplers read are ignored). Invalid input raises ValueError
+    naming the key."""
+    sampler_class = SAMPLERS[name]
+    return sampler_class(sde, sampler_class.options_from(config))

@@ -8,18 +8,15 @@ so with N < T the chain does not reach t = 0: that is the reference's behaviour.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor
 
-from uir.samplers.base import IntegerGridSampler
+from uir.samplers.integer_grid import IntegerGridSampler
 from uir.samplers.noise import NoiseSource
+from uir.samplers.registry import SAMPLERS
 
 
-@dataclass(frozen=True)
+@SAMPLERS.register("sde")
 class EulerSampler(IntegerGridSampler):
-    name = "sde"
-
     def step(self, x: Tensor, eps: Tensor, mu: Tensor, t: int, noise: NoiseSource) -> Tensor:
         sde = self.sde
         score = sde.score_from_noise(eps, t)

@@ -5,7 +5,7 @@ IR-SDE or of its probability-flow ODE, on the grid linspace(T, 0, N + 1).
     x_hat   = x_s - f(x_s, s) dt_s [+ g_s dw]                      (Euler predictor)
     x_t     = x_s - (f(x_s, s) + f(x_hat, t)) / 2 dt_s [+ (g_s + g_t) / 2 dw']
 
-Two faithful oddities, each with a documented correction in `SamplerConfig`:
+Two faithful oddities, each with a documented correction in `HeunOptions`:
 - score = -eps_hat / g_t (the diffusion coefficient); `corrected_score` uses -eps_hat / sigma_bar_t.
 - dt_s = (index difference) * dt, whatever the grid spacing T / N; `corrected_step_size` uses
   (t_s - t_t) * dt, the true time span.
@@ -15,46 +15,63 @@ Euler step. In the SDE variant every step draws fresh noise, the predictor's inc
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 
-from uir.samplers.base import BaseSampler, ModelFn
-from uir.samplers.config import SamplerConfig
+from uir.common.checks import boolean, choice
+from uir.common.declared import option
+from uir.samplers.base import BaseSampler, ModelFn, Step
 from uir.samplers.grids import heun_time_grid
 from uir.samplers.noise import NoiseSource
-from uir.sde.irsde import IRSDE
+from uir.samplers.options import SamplerOptions
+from uir.samplers.registry import SAMPLERS
 
 
 @dataclass(frozen=True)
-class HeunSampler(BaseSampler):
-    sde: IRSDE
-    num_steps: int
-    solver_type: str = "ode"
-    corrected_score: bool = False
-    corrected_step_size: bool = False
-    fit_target: str = "noise"
-    name = "heun"
+class HeunOptions(SamplerOptions):
+    solver_type: str = option("ode", check=choice(("ode", "sde")), help="ode (probability flow) or sde")
+    # The reference turns the noise prediction into a score with the diffusion coefficient g_t
+    # (score = -eps / g_t) and steps by (index difference) * dt whatever the NFE. Both are off
+    # by default (faithful).
+    corrected_score: bool = option(False, check=boolean, help="Heun: score from sigma_bar_t, not g_t")
+    corrected_step_size: bool = option(False, check=boolean, help="Heun: step by the true time span")
 
-    @classmethod
-    def from_config(cls, sde: IRSDE, cfg: SamplerConfig) -> "HeunSampler":
-        return cls(sde, cfg.num_sample_steps, cfg.solver_type, cfg.corrected_score, cfg.corrected_step_size,
-                   cfg.target_for("heun"))
+
+@SAMPLERS.register("heun")
+class HeunSampler(BaseSampler):
+    Options = HeunOptions
+    config: HeunOptions
 
     @property
     def stochastic(self) -> bool:
-        return self.solver_type == "sde"
+        return self.config.solver_type == "sde"
+
+    @property
+    def integer_steps(self) -> bool:
+        return not self.config.corrected_step_size
+
+    def settings(self) -> dict[str, Any]:
+        return {"solver": self.config.solver_type, "order": 2, "parameterization": "noise",
+                "fit_target": self.fit_target, "schedule": "uniform"}
+
+    def timesteps(self) -> list[float]:
+        return heun_time_grid(self.sde.T, self.config.num_sample_steps)
 
     def coefficients(self) -> tuple[list[float], list[float], list[float], list[float]]:
         """(t_i, theta(t_i), g(t_i), score denominator at t_i) on the grid, interpolated in
         float32 as the reference does."""
         sde = self.sde
-        times = heun_time_grid(sde.T, self.num_steps)
+        times = self.timesteps()
         theta, g, sigma_bar = (sde.at(array, times).tolist() for array in (sde.thetas, sde.sigmas, sde.sigma_bars))
-        return times, theta, g, sigma_bar if self.corrected_score else g
+        return times, theta, g, sigma_bar if self.config.corrected_score else g
 
-    def solve(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None
-              ) -> tuple[Tensor, list[float]]:
+    def finish(self, x: Tensor) -> Tensor:
+        return x.clamp(0, 1)
+
+    def steps(self, model_fn: ModelFn, x_T: Tensor, mu: Tensor, noise: NoiseSource | None) -> Iterator[Step]:
         times, theta, g, denom = self.coefficients()
         c = 1.0 if self.stochastic else 0.5
 
@@ -63,7 +80,7 @@ class HeunSampler(BaseSampler):
             return theta[i] * (mu - x) - c * g[i] ** 2 * score
 
         def span(s: int, t: int) -> float:
-            return ((times[s] - times[t]) if self.corrected_step_size else (t - s)) * self.sde.dt
+            return ((times[s] - times[t]) if self.config.corrected_step_size else (t - s)) * self.sde.dt
 
         def euler(x: Tensor, s: int, t: int) -> tuple[Tensor, Tensor]:
             f_s = drift(x, s)
@@ -74,7 +91,7 @@ class HeunSampler(BaseSampler):
 
         x = x_T
         M = len(times) - 1
-        for i in range(2, M + 1, 2):
+        for k, i in enumerate(range(2, M + 1, 2), start=1):
             s = i - 2
             x_hat, f_s = euler(x, s, i)
             f_t = drift(x_hat, i)
@@ -82,6 +99,7 @@ class HeunSampler(BaseSampler):
             if noise is not None:
                 x_next = x_next + 0.5 * (g[s] + g[i]) * math.sqrt(span(s, i)) * noise(x)
             x = x_next
+            yield Step(k, times[i], x)
         if M % 2 == 1:
             x, _ = euler(x, M - 1, M)
-        return x.clamp(0, 1), times
+            yield Step(M // 2 + 1, times[M], x)

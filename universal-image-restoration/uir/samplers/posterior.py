@@ -7,18 +7,15 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import Tensor
 
-from uir.samplers.base import IntegerGridSampler
+from uir.samplers.integer_grid import IntegerGridSampler
 from uir.samplers.noise import NoiseSource
+from uir.samplers.registry import SAMPLERS
 
 
-@dataclass(frozen=True)
+@SAMPLERS.register("posterior")
 class PosteriorSampler(IntegerGridSampler):
-    name = "posterior"
-
     def step(self, x: Tensor, eps: Tensor, mu: Tensor, t: int, noise: NoiseSource) -> Tensor:
         x0_hat = self.sde.x0_from_noise(x, eps, mu, t)
         return self.sde.posterior_mean(x, x0_hat, mu, t) + self.sde.posterior_std(t, x) * noise(x)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from uir.samplers.mrsampler import ode_step, step_coefficients
+from uir.samplers.mr_steps import ode_step, step_coefficients
 from uir.sde.irsde import IRSDE, interp
 
 # x0_fn(x, t, alpha, sigma) -> E[x_0 | x_t = x] in float64
