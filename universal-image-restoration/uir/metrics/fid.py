@@ -39,6 +39,7 @@ from pytorch_fid import inception as fid_inception
 from pytorch_fid.fid_score import IMAGE_EXTENSIONS, ImagePathDataset, calculate_frechet_distance
 from pytorch_fid.inception import InceptionV3
 
+from uir.metrics.registry import MetricUnavailable
 from uir.metrics.weights import BadWeightsFile, HubWeights, WeightsNotFound
 
 FID_DIMS = 2048  # pool3, as the reference asks
@@ -47,7 +48,7 @@ FID_WEIGHTS_FILE = FID_WEIGHTS.file_name
 MIN_IMAGES = 2  # np.cov of one sample is undefined
 
 
-class FidUnavailable(RuntimeError):
+class FidUnavailable(MetricUnavailable):
     """FID cannot be computed here (weights missing or unusable)."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from uir.metrics.registry import METRICS, ImageMetric, MetricUnavailable, ScoreBatch
 from uir.metrics.weights import BadWeightsFile, HubWeights, WeightsNotFound, read_state_dict
 
 LPIPS_VERSION = "0.1"
@@ -30,7 +31,7 @@ ALEXNET_WEIGHTS_FILE = ALEXNET_WEIGHTS.file_name
 ALEXNET_WEIGHTS_URL = ALEXNET_WEIGHTS.url
 
 
-class LpipsUnavailable(RuntimeError):
+class LpipsUnavailable(MetricUnavailable):
     """LPIPS cannot be built here (missing package or weight files, or a bad weight file)."""
 
 
@@ -197,8 +198,35 @@ class LpipsMetric:
         return self.network(gt, out).reshape(-1)
 
 
+@METRICS.register("lpips")
+class LPIPS(ImageMetric):
+    """LPIPS (AlexNet, v0.1) of each image, as the reference's `lpips.LPIPS(net='alex')`."""
+
+    title = "LPIPS"
+    higher_is_better = False
+    default = True
+    switch = "lpips"
+    weights = "lpips_weights"
+
+    def __init__(self, network: LpipsMetric):
+        self.network = network
+
+    @classmethod
+    def load(cls, device: torch.device, weights_file: str | None = None) -> "LPIPS | None":
+        network = LpipsMetric.create(device, weights_file)
+        return cls(network) if network is not None else None
+
+    @classmethod
+    def unavailable(cls) -> str:
+        return unavailable_reason() or "LPIPS unavailable"
+
+    def __call__(self, batch: ScoreBatch) -> torch.Tensor:
+        return self.network(batch.out, batch.gt)
+
+
 __all__ = [
     "ALEXNET_WEIGHTS",
+    "LPIPS",
     "ALEXNET_WEIGHTS_FILE",
     "ALEXNET_WEIGHTS_URL",
     "LpipsMetric",
