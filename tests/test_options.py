@@ -8,7 +8,10 @@ import pytest
 import yaml
 
 from reference_options import REFERENCE_OPTION_FILES
-from uir.options.schema import FAST_SETTINGS
+import torch
+
+from uir.options import FAST_SETTINGS
+from uir.samplers import MRSampler
 from uir.options import (
     REFERENCE_TASKS,
     EvalOptions,
@@ -31,15 +34,20 @@ def parse_cli(argv):
 
 
 def pairs(options):
-    return tuple((e.sampler, e.nfe) for e in options.runs)
+    return tuple((p.sampler, p.nfe) for p in options.points)
 
 
 def samplers(options):
-    return tuple(dict.fromkeys(e.sampler for e in options.runs))
+    return tuple(dict.fromkeys(p.sampler for p in options.points))
 
 
 def nfes(options):
-    return tuple(dict.fromkeys(e.nfe for e in options.runs))
+    return tuple(dict.fromkeys(p.nfe for p in options.points))
+
+
+def mr(options):
+    """MR Sampler's options as the `sampler:` block gives them."""
+    return options.restorer.sampler.options_for(MRSampler)
 OUR_OPTION_FILES = ("test.yml", "mrsampler.yml", "posterior.yml", "euler.yml", "heun.yml")
 # What each reference file sets: (name, algorithm, num_sample_steps, solver_type, time_schedule, task).
 REFERENCE_VALUES = {
@@ -62,22 +70,23 @@ def write(tmp_path: Path, text: str, name: str = "opt.yml") -> Path:
 def test_reference_option_files_load_unchanged(tmp_path, file):
     options = load_options(write(tmp_path, REFERENCE_OPTION_FILES[file], file))
     name, algorithm, steps, solver, schedule, task = REFERENCE_VALUES[file]
-    assert options.name == name
-    assert options.sde.algorithm == algorithm and samplers(options) == (algorithm,)
-    assert nfes(options) == (steps,) and options.sampler.num_sample_steps == steps
-    assert (options.sampler.solver_type, options.sampler.time_schedule) == (solver, schedule)
-    assert (options.sampler.fit_target, options.sampler.lambda_min, options.sampler.order) == ("noise", -5.0, 2)
-    assert (options.sde.max_sigma, options.sde.T, options.sde.schedule, options.sde.eps) == (50.0, 100, "cosine", 0.005)
-    assert [d.name for d in options.datasets] == [task]
-    assert options.datasets[0].dataroot_LQ.endswith(f"{task}/LQ")
-    assert options.distortion == REFERENCE_TASKS
-    assert options.network_G.setting["ch_mult"] == [1, 2, 4, 8] and options.network_G.setting["context_dim"] == 512
+    r = options.restorer
+    assert options.outputs.name == name
+    assert r.sde.algorithm == algorithm and samplers(options) == (algorithm,)
+    assert nfes(options) == (steps,) and r.sampler.num_sample_steps == steps
+    assert (mr(options).solver_type, mr(options).time_schedule) == (solver, schedule)
+    assert (mr(options).fit_target, mr(options).lambda_min, mr(options).order) == ("noise", -5.0, 2)
+    assert (r.sde.max_sigma, r.sde.T, r.sde.schedule, r.sde.eps) == (50.0, 100, "cosine", 0.005)
+    assert [d.name for d in options.data.datasets] == [task]
+    assert options.data.datasets[0].dataroot_LQ.endswith(f"{task}/LQ")
+    assert options.data.distortion == REFERENCE_TASKS
+    assert r.network_G.setting["ch_mult"] == [1, 2, 4, 8] and r.network_G.setting["context_dim"] == 512
     # the reference falls back to degradation.scale (4) for the metrics' crop border
-    assert options.crop_border is None and options.effective_crop_border == 4
+    assert options.scoring.crop_border is None and options.effective_crop_border == 4
     # faithful defaults of the run settings: batch_size auto is 1 on the CPU and sized from free
     # memory on CUDA; batching moves fp32 results by < 1e-5 (scripts/batch_invariance.py)
-    assert (options.runtime.precision, options.runtime.compile, options.batch_size, options.runtime.channels_last,
-            options.fast) == ("fp32", False, "auto", False, False)
+    assert (r.runtime.precision, r.runtime.compile, r.batch_size, r.runtime.channels_last,
+            r.fast) == ("fp32", False, "auto", False, False)
 
 
 @pytest.mark.parametrize("file", OUR_OPTION_FILES)
@@ -96,7 +105,7 @@ def test_resolved_options_round_trip_through_yaml():
     again = parse_options(yaml.safe_load(yaml.safe_dump(options.to_dict())))
     assert again == options
     with pytest.raises(dataclasses.FrozenInstanceError):
-        options.seed = 3  # type: ignore[misc]
+        options.restorer.seed = 3  # type: ignore[misc]
 
 
 def test_misspelt_keys_suggest_the_closest(tmp_path):
@@ -118,14 +127,14 @@ def test_bad_values_list_the_valid_ones():
     base = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
     cases = [
         (("sde.algorithm", "mrsamplr"), r"sde\.algorithm: 'mrsamplr' .*did you mean 'mrsampler'.*sde, posterior, heun, mrsampler"),
-        (("precision", "fp64"), r"precision: .*valid values: fp32, bf16, fp16"),
-        (("device", "gpu"), r"device: 'gpu' is not valid; valid values: auto, cpu, cuda, cuda:N"),
-        (("batch_size", "many"), r"batch_size: expected a positive integer or 'auto'"),
-        (("batch_size", 0), r"batch_size: must be >= 1"),
+        (("precision", "fp64"), r"precision \(--precision\): .*valid values: fp32, bf16, fp16"),
+        (("device", "gpu"), r"device \(--device\): 'gpu' is not valid; valid values: auto, cpu, cuda, cuda:N"),
+        (("batch_size", "many"), r"batch_size \(--batch-size\): expected a positive integer or 'auto'"),
+        (("batch_size", 0), r"batch_size \(--batch-size\): must be >= 1"),
         (("sde.schedule", "cosin"), r"sde\.schedule: .*cosine"),
         (("sampler.solver_type", "odee"), r"sampler\.solver_type: .*valid values: ode, sde"),
         (("datasets.test1.mode", "LQGTx"), r"datasets\.test1\.mode: .*LQGT, LQ"),
-        (("compile", "yes"), r"compile: expected true or false"),
+        (("compile", "yes"), r"compile \(--compile\): expected true or false"),
         (("sweep.samplers", ["heun", "eulr"]), r"sweep\.samplers.*'eulr'.*valid values: sde, posterior, heun, mrsampler"),
         (("sweep.nfe", [5, 0]), r"sweep\.nfe \(--nfe\): must be >= 1"),
         (("overwrite", True), None),
@@ -133,7 +142,7 @@ def test_bad_values_list_the_valid_ones():
     for (key, value), pattern in cases:
         raw = with_override(base, key, value)
         if pattern is None:
-            assert parse_options(raw).overwrite is True
+            assert parse_options(raw).outputs.overwrite is True
         else:
             with pytest.raises(ValueError, match=pattern):
                 parse_options(raw)
@@ -144,13 +153,17 @@ def test_bad_values_list_the_valid_ones():
 def test_our_run_keys_and_their_defaults():
     raw = yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"])
     options = parse_options(raw)
-    assert (options.seed, options.runtime.device, options.num_workers, options.metrics, options.lpips) == (0, "auto", 2, True, True)
-    assert (options.data_root, options.tasks, options.max_images, options.results_root) == (None, None, None, "results")
+    r, data = options.restorer, options.data
+    assert (r.seed, r.runtime.device, data.num_workers, options.scoring.metrics, options.scoring.lpips) == (
+        0, "auto", 2, True, True)
+    assert options.scoring.selected == ("psnr", "ssim", "psnr_y", "ssim_y", "lpips", "fid")
+    assert (data.data_root, data.tasks, data.max_images, options.outputs.results_root) == (None, None, None, "results")
     custom = parse_options({**raw, "batch_size": "auto", "device": "cuda:1", "crop_border": 0, "precision": "bf16",
                             "data_root": "~/data", "max_images": 3})
-    assert custom.batch_size == "auto" and custom.runtime.device == "cuda:1" and custom.runtime.precision == "bf16"
+    r = custom.restorer
+    assert r.batch_size == "auto" and r.runtime.device == "cuda:1" and r.runtime.precision == "bf16"
     assert custom.effective_crop_border == 0  # explicit 0: no crop
-    assert custom.data_root == str(Path("~/data").expanduser())
+    assert custom.data.data_root == str(Path("~/data").expanduser())
     assert parse_options({**raw, "crop_border": 2}).effective_crop_border == 2
 
 
@@ -158,19 +171,25 @@ def test_fast_fills_the_unset_keys_and_explicit_keys_win(tmp_path):
     """`fast: true` / --fast: FAST_SETTINGS of the device's type for the keys not set; a key set
     in the file or by a flag keeps its value; the resolved options show the effective values."""
     raw = {k: v for k, v in yaml.safe_load(REFERENCE_OPTION_FILES["test.yml"]).items()}
-    cuda = parse_options({**raw, "fast": True, "device": "cuda"})
+    cuda_device = torch.device("cuda")  # a name only: resolving `fast` never touches the device
+    unresolved = parse_options({**raw, "fast": True, "device": "auto"})
+    assert unresolved.restorer.runtime.precision == "fp32"  # validation does not probe the device
+    cuda = unresolved.for_device(cuda_device).restorer
     assert cuda.fast and FAST_SETTINGS["cuda"]["precision"] == "fp16-mixed"
     assert (cuda.batch_size, cuda.runtime.precision, cuda.runtime.channels_last, cuda.runtime.compile) == (
         "auto", "fp16-mixed", True, True)
-    mine = parse_options({**raw, "fast": True, "device": "cuda", "precision": "fp32", "compile": False})
-    assert (mine.runtime.precision, mine.runtime.compile, mine.runtime.channels_last) == ("fp32", False, True)
+    mine = parse_options({**raw, "fast": True, "device": "cuda", "precision": "fp32", "compile": False}).for_device(
+        cuda_device)
+    r = mine.restorer
+    assert (r.runtime.precision, r.runtime.compile, r.runtime.channels_last) == ("fp32", False, True)
     assert parse_options(mine.to_dict()) == mine  # options.yml reads back the same run
-    cpu = parse_options({**raw, "fast": True, "device": "cpu"})
-    assert FAST_SETTINGS["cpu"] == {} and cpu.runtime == parse_options({**raw, "device": "cpu"}).runtime
+    cpu = parse_options({**raw, "fast": True, "device": "cpu"}).for_device(torch.device("cpu"))
+    assert FAST_SETTINGS["cpu"] == {} and cpu.restorer.runtime == parse_options({**raw, "device": "cpu"}).restorer.runtime
     opt = write(tmp_path, REFERENCE_OPTION_FILES["mrsampler.yml"])
-    flags = parse_cli([f"-opt={opt}", "--fast", "--device", "cuda:0", "--precision", "bf16-mixed"])
+    flags = parse_cli([f"-opt={opt}", "--fast", "--device", "cuda:0", "--precision", "bf16-mixed"]).for_device(
+        cuda_device).restorer
     assert (flags.fast, flags.runtime.precision, flags.runtime.compile) == (True, "bf16-mixed", True)
-    with pytest.raises(ValueError, match="fast: expected true or false"):
+    with pytest.raises(ValueError, match=r"fast \(--fast\): expected true or false"):
         parse_options({**raw, "fast": "yes"})
 
 
@@ -180,13 +199,13 @@ def test_missing_sections_and_sources_are_errors():
         parse_options({k: v for k, v in raw.items() if k != "network_G"})
     with pytest.raises(ValueError, match="datasets: no test set"):
         parse_options({k: v for k, v in raw.items() if k != "datasets"})
-    assert parse_options({**{k: v for k, v in raw.items() if k != "datasets"}, "data_root": "/data"}).datasets == ()
+    assert parse_options({**{k: v for k, v in raw.items() if k != "datasets"}, "data_root": "/data"}).data.datasets == ()
     with pytest.raises(ValueError, match=r"datasets\.test1\.dataroot_LQ: not set"):
         parse_options(with_override(raw, "datasets.test1.dataroot_LQ", None))
     with pytest.raises(ValueError, match=r"tasks \(--dataset\): task names need a data root"):
         parse_options({**raw, "tasks": ["noisy"]})
     # GT is optional
-    assert parse_options(with_override(raw, "datasets.test1.dataroot_GT", None)).datasets[0].dataroot_GT is None
+    assert parse_options(with_override(raw, "datasets.test1.dataroot_GT", None)).data.datasets[0].dataroot_GT is None
 
 
 def test_set_assignments_read_yaml_values():
@@ -217,17 +236,19 @@ def test_command_line_flags_map_to_options(tmp_path):
         "--set", "sampler.order=3", "--set", "seed=1",
     ])
     assert samplers(options) == ("mrsampler", "posterior") and nfes(options) == (5, 10, 20)
-    assert options.tasks == ("low-light", "motion-blurry") and options.data_root == str(tmp_path)
-    assert options.seed == 7  # flags come after --set
-    assert (options.runtime.device, options.batch_size, options.num_workers, options.max_images) == ("cpu", "auto", 0, 3)
-    assert (options.runtime.precision, options.runtime.compile, options.runtime.channels_last) == ("bf16", True, True)
-    assert (options.metrics, options.lpips) == (True, False)
-    assert options.sampler.order == 3 and options.results_root == str(tmp_path / "res")
+    r, data = options.restorer, options.data
+    assert data.tasks == ("low-light", "motion-blurry") and data.data_root == str(tmp_path)
+    assert r.seed == 7  # flags come after --set
+    assert (r.runtime.device, r.batch_size, data.num_workers, data.max_images) == ("cpu", "auto", 0, 3)
+    assert (r.runtime.precision, r.runtime.compile, r.runtime.channels_last) == ("bf16", True, True)
+    assert (options.scoring.metrics, options.scoring.lpips) == (True, False)
+    assert "lpips" not in options.scoring.selected and "fid" in options.scoring.selected
+    assert mr(options).order == 3 and options.outputs.results_root == str(tmp_path / "res")
     plain = parse_cli(["-opt", str(opt)])
-    assert samplers(plain) == ("mrsampler",) and nfes(plain) == (20,) and plain.tasks is None
-    assert parse_cli(["-opt", str(opt), "--no-metrics", "--overwrite"]).metrics is False
-    assert parse_cli(["-opt", str(opt), "--resume"]).resume is True
-    assert parse_cli(["-opt", str(opt), "--resume", str(tmp_path)]).resume == str(tmp_path)
+    assert samplers(plain) == ("mrsampler",) and nfes(plain) == (20,) and plain.data.tasks is None
+    assert parse_cli(["-opt", str(opt), "--no-metrics", "--overwrite"]).scoring.selected == ()
+    assert parse_cli(["-opt", str(opt), "--resume"]).outputs.resume is True
+    assert parse_cli(["-opt", str(opt), "--resume", str(tmp_path)]).outputs.resume == str(tmp_path)
     args = build_arg_parser().parse_args(["-opt", str(opt), "--batch-size", "4"])
     assert overrides_from_args(args) == [("batch_size", 4)]
 
@@ -241,14 +262,16 @@ def test_cli_errors_name_the_file_and_key(tmp_path):
     bad = write(tmp_path, "name: [unclosed", "bad.yml")
     with pytest.raises(OptionsError, match="not valid YAML"):
         parse_cli(["-opt", str(bad)])
-    with pytest.raises(SystemExit):
+    with pytest.raises(OptionsError, match=r"sweep\.nfe \(--nfe\): expected an integer, got 'five'"):
         parse_cli(["-opt", str(opt), "--nfe", "five"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(OptionsError, match=r"batch_size \(--batch-size\): expected a positive integer or 'auto'"):
         parse_cli(["-opt", str(opt), "--batch-size", "lots"])
 
 
 def test_options_object_is_typed():
     options = load_options(REPO / "options" / "heun.yml")
     assert isinstance(options, EvalOptions)
-    assert all(dataclasses.is_dataclass(getattr(options, k)) for k in ("sde", "degradation", "path", "sampler", "sweep"))
-    assert isinstance(options.distortion, tuple) and isinstance(options.datasets, tuple)
+    assert all(dataclasses.is_dataclass(getattr(options, k)) for k in ("restorer", "data", "scoring", "outputs",
+                                                                        "degradation", "sweep"))
+    assert all(dataclasses.is_dataclass(getattr(options.restorer, k)) for k in ("sde", "path", "sampler", "runtime"))
+    assert isinstance(options.data.distortion, tuple) and isinstance(options.data.datasets, tuple)

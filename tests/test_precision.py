@@ -118,7 +118,7 @@ def test_set_region_nests_and_unwraps():
 def test_policies_and_their_names():
     assert PRECISIONS[:3] == ("fp32", "bf16", "fp16") and {"tf32", "bf16-mixed", "fp16-mixed"} <= set(PRECISIONS)
     assert RuntimeSettings.from_dict({"precision": "bf16-mixed"}).precision == "bf16-mixed"
-    with pytest.raises(ValueError, match="precision: 'bf16-safe' is not valid.*valid values: fp32, bf16"):
+    with pytest.raises(ValueError, match=r"precision \(--precision\): 'bf16-safe' is not valid.*valid values: fp32, bf16"):
         RuntimeSettings.from_dict({"precision": "bf16-safe"})
     late = PrecisionPolicy(torch.bfloat16, fp32_below_t=10.0)
     assert (late.dtype_at(50.0), late.dtype_at(10.0), late.dtype_at(None)) == (torch.bfloat16, None, torch.bfloat16)

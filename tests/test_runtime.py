@@ -48,6 +48,6 @@ def test_compile_option_compiles_the_unet_with_dynamic_shapes(ws, monkeypatch):
 
     monkeypatch.setattr(runtime.torch, "compile", fake_compile)
     network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
-    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True).runtime)
+    runtime.prepare_network(network, torch.device("cpu"), options(ws, "compile", compile=True).restorer.runtime)
     assert seen == {"dynamic": True}
     assert runtime.auto_batch_size(lambda batch: None, torch.device("cpu")) == 1

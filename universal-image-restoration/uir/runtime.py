@@ -43,12 +43,13 @@ def _gpu_ids(key: str, value: Any) -> tuple[int, ...]:
 class RuntimeSettings(Block):
     """Top-level keys: the device and how the network runs on it (defaults: the reference's fp32 path)."""
 
-    device: str = option("auto", check=device_name, help="auto, cpu, cuda or cuda:N")
+    device: str = option("auto", check=device_name, flag="--device", help="auto, cpu, cuda or cuda:N")
     gpu_ids: tuple[int, ...] = option((0,), check=_gpu_ids, help="the reference's key: device: auto uses gpu_ids[0]")
-    precision: str = option("fp32", check=choice(PRECISIONS),
-                            help="the networks' arithmetic: fp32, bf16 / fp16 autocast, or mixed (uir.precision)")
-    channels_last: bool = option(False, check=boolean, help="channels_last memory format")
-    compile: bool = option(False, check=boolean, help="torch.compile the network (dynamic shapes)")
+    precision: str = option("fp32", check=choice(PRECISIONS), flag="--precision",
+                            help="the networks' arithmetic: fp32 (default), bf16 or fp16 autocast, bf16-mixed or "
+                                 "fp16-mixed (norms in float32), tf32 (CUDA) (uir.precision)")
+    channels_last: bool = option(False, check=boolean, flag="--channels-last", help="channels_last memory format")
+    compile: bool = option(False, check=boolean, flag="--compile", help="torch.compile the network (dynamic shapes)")
 
     def resolve_device(self) -> torch.device:
         return resolve_device(self.device, self.gpu_ids)

@@ -1,49 +1,27 @@
 """Options files, `--set key.path=value` overrides and the `test.py` command line.
 
 The order is fixed: the YAML file, then every `--set` in the order given, then the
-dedicated flags (`--sampler`, `--nfe`, ...; each is a shorthand for one key, listed in
-`FLAG_KEYS`). The result is validated once by `parse_options`.
+dedicated flags (`--sampler`, `--nfe`, ...). Each flag is declared once, on the option it sets
+(`option(flag=..., help=...)`), and the command line is built from those declarations
+(`flag_options`), so `test.py --help` lists them with their help. The result is validated once
+by `parse_options`.
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import os
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import yaml
 
+from uir.common.declared import flagged
 from uir.common.errors import OptionsError
 from uir.options.schema import EvalOptions, parse_options
 
 T = TypeVar("T")
-
-# Dedicated flags and the options key each one sets.
-FLAG_KEYS = {
-    "sampler": "sweep.samplers",
-    "nfe": "sweep.nfe",
-    "dataset": "tasks",
-    "data_root": "data_root",
-    "seed": "seed",
-    "device": "device",
-    "batch_size": "batch_size",
-    "num_workers": "num_workers",
-    "max_images": "max_images",
-    "precision": "precision",
-    "compile": "compile",
-    "channels_last": "channels_last",
-    "fast": "fast",
-    "no_metrics": "metrics",
-    "no_lpips": "lpips",
-    "no_fid": "fid",
-    "overwrite": "overwrite",
-    "resume": "resume",
-    "results_root": "results_root",
-}
-# Flags that store the negation of their key.
-_NEGATED = {"no_metrics", "no_lpips", "no_fid"}
-
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """Safe YAML that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
@@ -166,58 +144,79 @@ def load_options(path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] =
 # ---- command line ---------------------------------------------------------------------------
 
 
-def batch_size_arg(text: str) -> int | str:
-    if text == "auto":
-        return text
+@dataclass(frozen=True)
+class FlagOption:
+    """A command-line flag and the options key it sets, as the key's declaration says."""
+
+    key: str  # dotted, e.g. "sweep.nfe"
+    flag: str  # e.g. "--nfe"
+    help: str
+    nargs: str | None
+    metavar: str | None
+    switch: bool | None  # True / False: a flag without value that sets that; None: takes value(s)
+
+    @property
+    def dest(self) -> str:
+        return self.key.replace(".", "__")
+
+    def value(self, given: Any) -> Any:
+        """The key's value from what argparse collected (YAML text, as `--set` reads it)."""
+        if self.switch is not None:
+            return self.switch
+        if given is True:  # `--resume` without a folder
+            return True
+        if isinstance(given, list):
+            return [_yaml_value(self.flag, v) for v in given]
+        return _yaml_value(self.flag, given)
+
+
+def _yaml_value(flag: str, text: str) -> Any:
     try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise OptionsError(f"{flag} {text!r}: not a valid value ({' '.join(str(exc).split()[:12])})") from exc
+
+
+def flag_options(cls: type = EvalOptions) -> list[FlagOption]:
+    """Every option of `cls` that declares a flag."""
+    out = []
+    for key, f in flagged(cls):
+        meta, flag = f.metadata, f.metadata["flag"]
+        switch = None
+        if meta.get("nargs") is None:
+            if flag.startswith("--no-"):
+                switch = False
+            elif isinstance(f.default, bool):
+                switch = True
+        out.append(FlagOption(key, flag, meta.get("help") or "", meta.get("nargs"), meta.get("metavar"), switch))
+    return out
 
 
 def build_arg_parser(prog: str = "test.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Evaluate IR-SDE samplers on paired LQ/GT test sets (the DA-CLIP universal-IR test).",
-        epilog="Flags override the options file; --set KEY.PATH=VALUE sets any key (before the flags).",
+        epilog="Flags override the options file; --set KEY.PATH=VALUE sets any key (before the flags). "
+               "Each flag sets the options key shown in brackets; its value is read as YAML and checked as that key's.",
     )
     p.add_argument("-opt", "--opt", dest="opt", required=True, metavar="YML", help="options file (YAML)")
-    p.add_argument("--sampler", nargs="+", metavar="NAME", help="samplers to evaluate: sde, posterior, heun, mrsampler")
-    p.add_argument("--nfe", nargs="+", type=int, metavar="N", help="numbers of sampling steps (sampler.num_sample_steps)")
-    p.add_argument("--dataset", nargs="+", metavar="TASK",
-                   help="tasks to evaluate, read from DATA_ROOT/TASK/{LQ,GT} (needs --data-root or data_root)")
-    p.add_argument("--data-root", metavar="DIR", help="folder holding one TASK/{LQ,GT} folder per task")
     p.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="set any options key, e.g. --set sampler.order=3 (repeatable; value read as YAML)")
-    p.add_argument("--seed", type=int, help="base seed; image i of a task uses seed + i")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--batch-size", type=batch_size_arg, metavar="N|auto",
-                   help="images per batch (same size only); auto sizes it from free GPU memory")
-    p.add_argument("--num-workers", type=int, metavar="N", help="data loading worker processes")
-    p.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images of each task")
-    p.add_argument("--precision", help="fp32 (default), bf16 or fp16 autocast, bf16-mixed or fp16-mixed (norms "
-                   "in float32), tf32 (CUDA): the networks' arithmetic")
-    p.add_argument("--fast", action="store_true", default=None,
-                   help="the fast settings that keep the quality bar (options.schema.FAST_SETTINGS); flags and "
-                        "keys you set win")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the UNet (dynamic shapes)")
-    p.add_argument("--channels-last", action="store_true", default=None, help="channels_last memory format")
-    p.add_argument("--no-metrics", action="store_true", default=None, help="only write restored images")
-    p.add_argument("--no-lpips", action="store_true", default=None, help="skip LPIPS")
-    p.add_argument("--no-fid", action="store_true", default=None, help="skip FID")
-    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing run folder")
-    p.add_argument("--resume", nargs="?", const=True, default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run (the newest run folder of this name, or RUN_DIR)")
-    p.add_argument("--results-root", metavar="DIR", help="where run folders are created (default: results)")
+    for o in flag_options():
+        help_text = f"{o.help} [{o.key}]"
+        if o.switch is not None:
+            p.add_argument(o.flag, dest=o.dest, action="store_true", default=None, help=help_text)
+        else:
+            p.add_argument(o.flag, dest=o.dest, nargs=o.nargs, const=True if o.nargs == "?" else None, default=None,
+                           metavar=o.metavar or "VALUE", help=help_text)
     return p
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """`--set` assignments first, then the dedicated flags, as `(key.path, value)` pairs."""
     overrides = [parse_assignment(text) for text in args.set]
-    for flag, key in FLAG_KEYS.items():
-        value = getattr(args, flag, None)
-        if value is None:
-            continue
-        overrides.append((key, (not value) if flag in _NEGATED else value))
+    for o in flag_options():
+        given = getattr(args, o.dest, None)
+        if given is not None:
+            overrides.append((o.key, o.value(given)))
     return overrides
