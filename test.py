@@ -23,8 +23,9 @@ from uir.evaluation.distributed import RankFailure
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
 EXIT_INTERRUPTED = 130
-EXIT_FAILED_IMAGES = 1  # the run finished, but some images gave no result
-EXIT_IO_ERROR = 1
+# The run did not give a result for everything it was asked: some images came out non-finite, a
+# disk or folder failed mid-run, or another torchrun rank failed (finished images are kept).
+EXIT_INCOMPLETE = 1
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -48,23 +49,23 @@ def main(argv: list[str] | None = None) -> int:
         return report_user_error("test.py", exc)
     except RankFailure as exc:  # torchrun: another rank failed, and says why itself
         print(f"test.py: {exc}", file=sys.stderr)
-        return EXIT_IO_ERROR
+        return EXIT_INCOMPLETE
     except KeyboardInterrupt:
         print("test.py: interrupted; finished images are kept, rerun with --resume to continue", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:  # a full disk, an unwritable folder met mid-run
         print(f"test.py: I/O error: {exc}; finished images are kept, rerun with --resume to continue", file=sys.stderr)
-        return EXIT_IO_ERROR
+        return EXIT_INCOMPLETE
     finally:
         uir_logger.removeHandler(console)
         signal.signal(signal.SIGTERM, previous)
     if result is None:  # a torchrun rank other than 0: rank 0 prints the table
         return 0
-    print(to_markdown(result.table), end="")
+    print(to_markdown(result.table, result.columns), end="")
     if result.failures:
         print(f"test.py: {len(result.failures)} restoration(s) gave no result (non-finite output), e.g. "
               f"{result.failures[0]}; see the log", file=sys.stderr)
-        return EXIT_FAILED_IMAGES
+        return EXIT_INCOMPLETE
     return 0
 
 

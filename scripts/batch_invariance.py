@@ -15,7 +15,7 @@ import torch
 
 from uir.benchmark.paths import task_samples
 from uir.common.cli import run_script
-from uir.evaluation import build_sweep, load_restorer
+from uir.evaluation import build_sampler_for, load_restorer
 from uir.evaluation.tasks import resolve_tasks
 from uir.metrics import quantize_to_uint8
 from uir.options import load_options
@@ -31,23 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="fp32", help="the networks' precision (default fp32)")
     args = p.parse_args(argv)
     options = load_options(args.opt, [("device", args.device), ("precision", args.precision)])
-    samples = [s for task in resolve_tasks(options) for s in task_samples(task, options.seed)][: args.images]
+    samples = [s for task in resolve_tasks(options.data) for s in task_samples(task, options.restorer.seed)][: args.images]
     if len({tuple(s.lq.shape) for s in samples}) != 1:
         raise SystemExit("batch_invariance.py: the images differ in size; choose --images so that they do not")
-    sde = IRSDE.from_settings(options.sde)
-    restorer = load_restorer(options, sde=sde)
+    sde = IRSDE.from_settings(options.restorer.sde)
+    restorer = load_restorer(options.restorer, sde=sde)
     lq = torch.stack([s.lq for s in samples]).to(restorer.device)
     seeds = [s.seed for s in samples]
-    print(f"{len(samples)} images {tuple(lq.shape[-2:])}, batch {args.batch_size} against 1, {options.runtime.precision}, "
+    print(f"{len(samples)} images {tuple(lq.shape[-2:])}, batch {args.batch_size} against 1, {options.restorer.runtime.precision}, "
           f"{restorer.device}")
     with torch.no_grad():
-        for point in build_sweep(options, sde):
+        for point in options.points:
+            sampler = build_sampler_for(options.restorer, point, sde)
             batched = torch.cat([restorer.restore(lq[k : k + args.batch_size], seeds[k : k + args.batch_size],
-                                                  point.sampler).x for k in range(0, len(seeds), args.batch_size)])
-            single = torch.cat([restorer.restore(lq[k : k + 1], seeds[k : k + 1], point.sampler).x
+                                                  sampler).x for k in range(0, len(seeds), args.batch_size)])
+            single = torch.cat([restorer.restore(lq[k : k + 1], seeds[k : k + 1], sampler).x
                                 for k in range(len(seeds))])
             levels = (quantize_to_uint8(batched).int() - quantize_to_uint8(single).int()).abs().max()
-            print(f"{point.entry.name} nfe {point.entry.nfe}: max |float difference| "
+            print(f"{point.name} nfe {point.nfe}: max |float difference| "
                   f"{float((batched - single).abs().max()):.2e}, max 8-bit difference {int(levels)}")
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from uir.benchmark.cli import main
+from uir.common.cli import run_script
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "benchmark.py"))

@@ -11,7 +11,7 @@ import sys
 import time
 
 from uir.data.demo import DEMO_TASKS, make_demo_dataset
-from uir.common.cli import report_user_error
+from uir.common.cli import report_user_error, run_script
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "make_demo_data.py"))

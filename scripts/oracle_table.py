@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from uir.samplers import SamplerConfig, build_sampler
+from uir.samplers import build_sampler
 from uir.sde import IRSDE
 from uir.sde.oracle import GaussianOracle
+from uir.common.cli import run_script
 
 REPO = Path(__file__).resolve().parents[1]
 NFES = (5, 10, 20, 50, 100)
@@ -43,9 +44,8 @@ def make_problem(sde: IRSDE, seed: int = 0, size: int = 64, S: float = 0.1):
 
 def error_at_zero(sde: IRSDE, name: str, cfg: dict, problem, seed: int = 1) -> tuple[str, float]:
     m, S, mu, x_T = problem
-    config = SamplerConfig.from_dict(cfg)
-    sampler = build_sampler(name, sde, config)
-    oracle = GaussianOracle(sde, m, S, config.target_for(name))
+    sampler = build_sampler(name, sde, cfg)
+    oracle = GaussianOracle(sde, m, S, sampler.fit_target)
     x = sampler.sample(oracle, x_T.clone(), mu, noise=torch.Generator().manual_seed(seed)).x.double()
     if not sampler.stochastic:
         exact = oracle.ode_solution(x_T, mu, float(sde.T), 0.0)
@@ -148,4 +148,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(run_script(main, "oracle_table.py"))

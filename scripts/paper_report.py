@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from uir.common.cli import report_user_error
+from uir.common.cli import report_user_error, run_script
 from uir.reporting import PAPER_VALUES_FILE, ReportError, default_report_dir, write_paper_report
 
 PROG = "paper_report.py"
@@ -51,4 +51,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_script(main, "paper_report.py"))

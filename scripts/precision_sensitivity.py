@@ -22,7 +22,8 @@ from uir.evaluation.tables import to_markdown
 from uir.evaluation.tasks import resolve_tasks
 from uir.models import describe_network, load_network
 from uir.options import load_options
-from uir.samplers import build_sampler
+from uir.evaluation import build_sampler_for
+from uir.options import SweepPoint
 from uir.sde import IRSDE
 
 
@@ -44,27 +45,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     options = load_options(args.opt, [("device", "cpu")])
     device = torch.device("cpu")
-    g = options.network_G
-    network = load_network(g.which_model_G, g.setting, options.path.pretrain_model_G).eval().requires_grad_(False)
-    sde = IRSDE.from_settings(options.sde)
-    samples = [s for task in resolve_tasks(options) for s in task_samples(task, options.seed)[: args.images]]
+    r = options.restorer
+    g = r.network_G
+    network = load_network(g.which_model_G, g.setting, r.path.pretrain_model_G).eval().requires_grad_(False)
+    sde = IRSDE.from_settings(r.sde)
+    samples = [s for task in resolve_tasks(options.data) for s in task_samples(task, r.seed)[: args.images]]
+    samplers = {f"MRS NFE {n}": build_sampler_for(r, SweepPoint("mrsampler", n), sde) for n in args.nfe}
+    samplers |= {f"posterior {n}": build_sampler_for(r, SweepPoint("posterior", n), sde) for n in args.posterior_nfe}
+    fit_target = samplers[next(iter(samplers))].fit_target if samplers else "noise"
     lq, gt = torch.stack([s.lq for s in samples]), torch.stack([s.gt for s in samples])
     if args.crop:
         lq, gt = lq[..., : args.crop, : args.crop], gt[..., : args.crop, : args.crop]
     variants = standard_variants(args.dtype)
     start = time.perf_counter()
-    forward = forward_errors(network, variants, gt.float() / 255, lq, sde, options.sampler.fit_target, args.times, device)
-    samplers = {f"MRS NFE {n}": build_sampler("mrsampler", sde, options.sampler.with_overrides(num_sample_steps=n))
-                for n in args.nfe}
-    samplers |= {f"posterior {n}": build_sampler("posterior", sde, options.sampler.with_overrides(num_sample_steps=n))
-                 for n in args.posterior_nfe}
+    forward = forward_errors(network, variants, gt.float() / 255, lq, sde, fit_target, args.times, device)
     sampling = sampling_errors(network, variants, lq, gt, [s.seed for s in samples], samplers, sde, device)
     env = environment(device, argv, "scripts/precision_sensitivity.py")
     text = "\n".join([
         f"Device: {env['device']}; torch {env['torch']}; {env['date']}; {time.perf_counter() - start:.0f} s", "",
         f"Command: `{env['command']}`", "",
-        f"- network: {describe_network(g.which_model_G, g.setting)}, `{options.path.pretrain_model_G}`, fit_target "
-        f"{options.sampler.fit_target}",
+        f"- network: {describe_network(g.which_model_G, g.setting)}, `{r.path.pretrain_model_G}`, fit_target "
+        f"{fit_target}",
         f"- {len(samples)} images ({args.images} per task), {lq.shape[-2]}x{lq.shape[-1]}", "",
         "RMS error of the x_0 prediction of one call at time t, in 8-bit levels:", "", table(forward),
         "|dPSNR| against float32 over the images, dB (mean, max):", "", table(sampling)])

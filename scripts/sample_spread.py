@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> str:
             samples.setdefault((row["task"], row["image"]), []).append(read_image_uint8(result.run_dir / row["output"]))
 
     gts, lqs, tasks = {}, {}, {}
-    for task in resolve_tasks(options):  # at most options.max_images pairs per task, as the runs
+    for task in resolve_tasks(options.data):  # at most options.max_images pairs per task, as the runs
         for pair in task.pairs:
             key = (task.name, pair.name)
             gts[key], lqs[key] = read_image_uint8(pair.gt), read_image_uint8(pair.lq)

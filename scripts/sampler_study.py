@@ -38,13 +38,14 @@ from uir.evaluation.tables import to_markdown
 from uir.metrics.reference import image_metrics, to_uint8
 from uir.models.networks import load_network
 from uir.options import load_options
-from uir.samplers import PerSampleNoise, SamplerConfig, build_sampler
+from uir.samplers import PerSampleNoise, build_sampler
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
 from uir.sde.oracle import GaussianOracle
 from uir.runtime import NetworkCall
 from uir.sde.predictions import FIT_TARGETS, to_data
+from uir.common.cli import run_script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_table import make_problem, shipped_config  # noqa: E402
@@ -133,7 +134,7 @@ def mixture(sde: IRSDE, K: int, size: int, batch: int, substeps: int, s: float =
 
 
 def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop: int | None = None) -> Problem:
-    options = load_options(REPO / "options" / "demo.yml")
+    options = load_options(REPO / "options" / "demo.yml").restorer
     net = options.network_G
     network = load_network(net.which_model_G, net.setting, REPO / options.path.pretrain_model_G).eval().requires_grad_(False)
     call = NetworkCall(network, torch.device("cpu"))
@@ -149,7 +150,7 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
 
 
 def sample(problem: Problem, sde: IRSDE, block: dict, nfe: int, target: str) -> Tensor:
-    cfg = SamplerConfig.from_dict(dict(block, num_sample_steps=nfe, fit_target=target))
+    cfg = dict(block, num_sample_steps=nfe, fit_target=target)
     return build_sampler("mrsampler", sde, cfg).sample(problem.models[target], problem.x_T.clone(), problem.mu).x
 
 
@@ -307,4 +308,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(run_script(main, "sampler_study.py"))

@@ -31,7 +31,8 @@ from uir.tiling import TiledDenoiser, TileSettings
 from uir.metrics.reference import psnr
 from uir.models.networks import load_network
 from uir.options import load_options
-from uir.samplers import build_sampler
+from uir.evaluation import build_sampler_for
+from uir.options import SweepPoint
 from uir.sde.irsde import IRSDE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,10 +79,11 @@ def main(argv: list[str] | None = None) -> None:
     write_png(out / "gt.png", gt)
     write_png(out / "lq.png", lq)
     device = torch.device("cpu")
-    network = load_network(options.network_G.which_model_G, options.network_G.setting, options.path.pretrain_model_G)
-    denoiser = prepare_network(network, device, options.runtime)
-    sde = IRSDE.from_settings(options.sde)
-    sampler = build_sampler("mrsampler", sde, options.sampler.with_overrides(num_sample_steps=args.nfe))
+    r = options.restorer
+    network = load_network(r.network_G.which_model_G, r.network_G.setting, r.path.pretrain_model_G)
+    denoiser = prepare_network(network, device, r.runtime)
+    sde = IRSDE.from_settings(r.sde)
+    sampler = build_sampler_for(r, SweepPoint("mrsampler", args.nfe), sde)
     mu = torch.from_numpy(lq).permute(2, 0, 1)[None].float().div(255)
     print(f"{args.photo} {args.size} {args.task}, LQ PSNR {psnr(lq, gt):.2f} dB; MR Sampler NFE {args.nfe}, "
           f"{torch.get_num_threads()} thread(s)")

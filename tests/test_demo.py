@@ -11,6 +11,7 @@ from uir.data.paired import read_image_uint8
 from uir.models import load_network
 from uir.metrics import image_metrics
 from uir.options import load_options
+from uir.samplers import MRSampler
 from uir.training import load_train_options
 
 from helpers import load_script
@@ -24,7 +25,7 @@ TRAIN_DEMO_DARK = REPO / "options" / "train_demo_dark.yml"
 
 @pytest.fixture(scope="module")
 def demo_options():
-    return load_options(DEMO)
+    return load_options(DEMO).restorer
 
 
 def test_the_shipped_network_is_the_one_train_demo_yml_trains(demo_options):
@@ -32,7 +33,7 @@ def test_the_shipped_network_is_the_one_train_demo_yml_trains(demo_options):
     assert demo_options.network_G.which_model_G == trained.network_G.which_model_G
     assert demo_options.network_G.setting == trained.network_G.setting
     assert demo_options.network_G.setting["context_dim"] is None
-    assert demo_options.sampler.fit_target == trained.fit_target
+    assert MRSampler.options_from(demo_options.sampler).fit_target == trained.fit_target
     sde = demo_options.sde
     assert (sde.max_sigma, sde.T, sde.schedule, sde.eps) == (
         trained.sde.max_sigma, trained.sde.T, trained.sde.schedule, trained.sde.eps)
@@ -56,8 +57,8 @@ def test_the_shipped_checkpoint_is_small_and_loads_strictly(demo_options):
 
 
 def test_demo_compares_mr_sampler_10_with_posterior_100(demo_options):
-    assert {(e.sampler, e.nfe) for e in demo_options.runs} == {("mrsampler", 10), ("posterior", 100)}
-    s = demo_options.sampler
+    assert {(p.sampler, p.nfe) for p in load_options(DEMO).points} == {("mrsampler", 10), ("posterior", 100)}
+    s = MRSampler.options_from(demo_options.sampler)
     assert (s.solver_type, s.order, s.parameterization) == ("ode", 2, "data")
 
 

@@ -120,7 +120,7 @@ def test_the_watch_names_the_first_bad_network_call_per_image():
     ("sampler.lambda_min", float("inf"), r"sampler\.lambda_min: must be a finite number or -inf, got inf"),
     ("sampler.timestep_offset", -1, r"sampler\.timestep_offset: must be >= 0"),
     ("sampler.num_sample_steps", 10**9, r"sampler\.num_sample_steps: must be <= 100000"),
-    ("seed", 2**63, r"seed: must be <= 9223372036854775807"),
+    ("seed", 2**63, r"seed \(--seed\): must be <= 9223372036854775807"),
 ])
 def test_out_of_range_and_non_finite_options_are_refused(key, value, message):
     with pytest.raises(OptionsError, match=message):
@@ -134,7 +134,7 @@ def test_a_timestep_offset_beyond_the_sde_is_refused():
     options = load_options(DEMO, [("sampler.time_schedule", "leading"), ("sampler.timestep_offset", 50)])
     with pytest.raises(OptionsError, match=r"sampler\.timestep_offset: 50 puts the 'leading' grid's first point at "
                                            r"t = 140, beyond sde\.T = 100; valid offsets: 0 to 10"):
-        build_sweep(options, IRSDE.from_settings(options.sde))
+        build_sweep(options.restorer, options.points, IRSDE.from_settings(options.restorer.sde))
 
 
 def test_more_steps_than_the_sde_has_warn_for_integer_grid_samplers(ws, caplog):
@@ -173,7 +173,7 @@ def test_resume_with_other_points_keeps_the_earlier_rows(ws):
     points = [(r["sampler"], r["nfe"]) for r in read_csv(again.paths["csv"])]
     assert points == [("input", 0), ("sde", 2), ("sde", 3), ("posterior", 2)]
     saved = parse_options(yaml.safe_load(again.paths["options"].read_text()))
-    assert [(e.sampler, e.nfe) for e in saved.runs] == [("sde", 2), ("sde", 3), ("posterior", 2)]
+    assert [(p.sampler, p.nfe) for p in saved.points] == [("sde", 2), ("sde", 3), ("posterior", 2)]
 
 
 def test_a_per_image_line_cut_short_is_dropped_and_redone(ws, caplog):

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-import uir.evaluation.scoring as scoring
+import uir.metrics.lpips_metric as lpips_metric
 from uir.common.errors import RunFolderError, UserError
 from uir.data.paired import read_image, read_image_uint8
 from uir.evaluation import read_csv, run
@@ -22,7 +22,7 @@ from uir.metrics import image_metrics, quantize_to_uint8
 from uir.models.daclip import load_daclip
 from uir.models.networks import load_network
 from uir.options import OptionsError, parse_options
-from uir.samplers import SamplerConfig, build_sampler
+from uir.samplers import build_sampler
 from uir.sde import IRSDE
 
 from helpers import load_script
@@ -100,7 +100,7 @@ def test_sweep_folder_layout(sweep):
     rows = [r for r in rows if r["sampler"] != "input"]
     assert {r["seed"] for r in rows if r["task"] == "noisy"} == {0, 1, 2, 3}  # seed (0) + image index
     assert yaml.safe_load(sweep.paths["options"].read_text())["sweep"] == {"samplers": ALL_SAMPLERS, "nfe": [2, 3], "runs": None}
-    assert parse_options(yaml.safe_load(sweep.paths["options"].read_text())).suffix == "_r"
+    assert parse_options(yaml.safe_load(sweep.paths["options"].read_text())).outputs.suffix == "_r"
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     log = sweep.paths["log"].read_text()
     assert "noisy mrsampler_nfe3: c_gray psnr=" in log and "sweep: samplers sde, posterior, heun, mrsampler" in log
@@ -158,7 +158,7 @@ def test_an_image_gets_the_same_result_in_any_batch(ws, name, changes, tolerance
     network = load_network("ConditionalUNet", PLAIN_NET, ws / "plain.pth")
     call = NetworkCall(network.eval(), torch.device("cpu"))
     sde = IRSDE.create(50, 100, "cosine", 0.005)
-    sampler = build_sampler(name, sde, SamplerConfig.from_dict({**SAMPLER_BLOCK, **changes, "num_sample_steps": 3}))
+    sampler = build_sampler(name, sde, {**SAMPLER_BLOCK, **changes, "num_sample_steps": 3})
     mu = torch.rand(3, 3, 24, 32)
     seeds = [10, 11, 12]
     together = restore_batch(sampler, call, sde, mu, seeds).x
@@ -206,7 +206,7 @@ def test_daclip_contexts_are_computed_once_per_image_and_reach_the_unet(ws, monk
     lq = torch.from_numpy(read_image(ws / "data" / "noisy" / "LQ" / "b.png")).permute(2, 0, 1)[None]
     image_context, degra_context = daclip.contexts(lq)
     sde = IRSDE.create(50, 100, "cosine", 0.005)
-    sampler = build_sampler("mrsampler", sde, SamplerConfig.from_dict(SAMPLER_BLOCK))
+    sampler = build_sampler("mrsampler", sde, SAMPLER_BLOCK)
     x = restore_batch(sampler, NetworkCall(network, torch.device("cpu")), sde, lq, [1],
                       text_context=degra_context, image_context=image_context).x
     expected = quantize_to_uint8(x)[0].permute(1, 2, 0).numpy().astype(int)
@@ -241,10 +241,10 @@ def test_task_without_gt_writes_images_and_no_metrics(ws):
 
 def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
     off = run(options(ws, "nometrics", metrics=False, max_images=1), progress=False)
-    assert off.table[0]["psnr"] is None and off.table[0]["images"] == 1
+    assert "psnr" not in off.table[0] and "psnr" not in off.columns and off.table[0]["images"] == 1
 
-    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: None))
-    monkeypatch.setattr(scoring, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
+    monkeypatch.setattr(lpips_metric.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: None))
+    monkeypatch.setattr(lpips_metric, "unavailable_reason", lambda: "LPIPS unavailable: no AlexNet weights (test)")
     with caplog.at_level(logging.WARNING, logger="uir"):
         result = run(options(ws, "nolpips", sweep={"samplers": ["sde", "posterior"], "nfe": [2]}), progress=False)
     warnings = [r for r in caplog.records if "no AlexNet weights (test)" in r.getMessage()]
@@ -256,11 +256,11 @@ def test_metrics_off_and_lpips_reporting(ws, monkeypatch, caplog):
             assert out01.dtype == torch.float32 and gt01.shape == out01.shape
             return torch.full((out01.shape[0],), 0.25)
 
-    monkeypatch.setattr(scoring.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: FakeLpips()))
+    monkeypatch.setattr(lpips_metric.LpipsMetric, "create", classmethod(lambda cls, device, weights_file=None: FakeLpips()))
     with_lpips = run(options(ws, "fakelpips", max_images=2), progress=False)
     assert with_lpips.table[0]["lpips"] == pytest.approx(0.25)
     skipped = run(options(ws, "nolpipsflag", max_images=1, lpips=False), progress=False)
-    assert skipped.table[0]["lpips"] is None
+    assert "lpips" not in skipped.columns and "fid" in skipped.columns  # lpips: false leaves its column out
 
 
 # ---- run folders: no overwrite, overwrite, resume --------------------------------------------------

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pairs(loaded):
-    return tuple((e.sampler, e.nfe) for e in loaded.runs)
+    return tuple((p.sampler, p.nfe) for p in loaded.points)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_sweep_runs_pairs_each_sampler_with_its_own_nfe(tmp_path):
     path = _runs_file(tmp_path, [{"sampler": "mrsampler", "nfe": 10}, {"sampler": "posterior", "nfe": 100}])
     options = load_options(path)
     assert pairs(options) == (("mrsampler", 10), ("posterior", 100))
-    assert parse_options(options.to_dict()).runs == options.runs
+    assert parse_options(options.to_dict()).points == options.points
 
 
 def test_command_line_sampler_or_nfe_replaces_runs(tmp_path):
@@ -52,7 +52,7 @@ def test_command_line_sampler_or_nfe_replaces_runs(tmp_path):
     ([{"sampler": "mrsampler", "nfe": 0}], r"sweep.runs\[0\].nfe: must be >= 1"),
     ([{"sampler": "euler", "nfe": 5}], r"sweep.runs\[0\].sampler: 'euler' is not valid"),
     ([{"sampler": "sde", "steps": 5}], r"sweep.runs\[0\].steps: unknown key"),
-    ([{"sampler": "sde", "nfe": 5}, {"sampler": "sde", "nfe": 5}], r"listed twice"),
+    ([{"sampler": "sde", "nfe": 5}, {"sampler": "sde", "nfe": 5}], r"the point 'sde' at nfe 5 is listed twice"),
     ([], r"sweep.runs: expected a non-empty list"),
 ])
 def test_bad_sweep_runs_are_named(tmp_path, runs, message):
@@ -80,7 +80,11 @@ def test_labelled_runs_name_their_points_everywhere(ws):
     ([{"sampler": "mrsampler", "nfe": 2, "set": {"order": 0}}], r"sweep\.runs\[0\]\.set\.order: must be >= 1"),
     ([{"sampler": "mrsampler", "nfe": 2, "set": {"num_sample_steps": 5}}], r"set the steps with the run's nfe"),
     ([{"label": "a b", "sampler": "sde", "nfe": 2}, {"label": "a_b", "sampler": "posterior", "nfe": 2}],
-     r"listed twice: a_b_nfe2"),
+     r"the labels 'a b' and 'a_b' both make the folder a_b_nfe2 \(characters outside A-Za-z0-9._- become _\); "
+     r"rename one"),
+    ([{"label": "MRS α", "sampler": "sde", "nfe": 2}, {"label": "MRS β", "sampler": "sde", "nfe": 2}],
+     r"the labels 'MRS α' and 'MRS β' both make the folder MRS___nfe2"),
+    ([{"label": "input", "sampler": "sde", "nfe": 2}], r"sweep\.runs\[0\]\.label: 'input' names the LQ images' own row"),
 ])
 def test_bad_labelled_runs_are_named(ws, runs, message):
     with pytest.raises(ValueError, match=message):

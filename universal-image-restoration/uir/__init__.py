@@ -18,6 +18,14 @@ evaluation, training; benchmark, reporting; api.
 
 __version__ = "0.1.0"
 
-from uir.api import ImageRestorer, NonFiniteResult  # noqa: E402 -- the public entry point
-
 __all__ = ["ImageRestorer", "NonFiniteResult", "__version__"]
+
+
+def __getattr__(name: str):
+    """`uir.ImageRestorer` loads the API (and with it evaluation, the metrics' libraries) on first
+    use, so that `import uir.sde` costs little more than `import torch`."""
+    if name in ("ImageRestorer", "NonFiniteResult"):
+        from uir import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'uir' has no attribute {name!r}")

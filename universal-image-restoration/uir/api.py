@@ -25,15 +25,12 @@ import torch
 from torch import Tensor
 
 from uir.data import group_by_size
-from uir.evaluation.sweep import load_restorer
+from uir.evaluation.sweep import build_sampler_for, load_restorer
 from uir.metrics import quantize_to_uint8
-from uir.options import load_options, parse_options
-from uir.options.schema import EvalOptions, SweepEntry
+from uir.options import load_with, parse_restorer_options
+from uir.options.restorer import RestorerOptions
+from uir.options.sweep import SweepPoint, SweepRun
 from uir.restoration import Restorer
-from uir.samplers import build_sampler
-
-# EvalOptions asks for test sets; restoring from Python reads none, so a placeholder stands in.
-NO_TEST_SET = {"data_root": os.curdir}
 
 
 class NonFiniteResult(RuntimeError):
@@ -41,54 +38,61 @@ class NonFiniteResult(RuntimeError):
 
 
 class ImageRestorer:
-    def __init__(self, options: EvalOptions):
-        self.options = options
-        self.restorer: Restorer = load_restorer(options)
+    def __init__(self, options: RestorerOptions):
+        device = options.runtime.resolve_device()
+        self.options = options = options.with_overrides(**options.fast_settings(device)) if options.fast else options
+        self.restorer: Restorer = load_restorer(options, device=device)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, overrides: Iterable[tuple[str, Any]] = ()) -> "ImageRestorer":
-        """From a test.py options file (its test sets are ignored), with `(key.path, value)` overrides."""
-        return cls(load_options(path, overrides))
+        """From a test.py options file (its test sets, metrics and sweep are ignored), with
+        `(key.path, value)` overrides."""
+        return cls(load_with(parse_restorer_options, path, overrides))
 
     @classmethod
     def create(cls, *, network_G: Mapping[str, Any], path: Mapping[str, Any] | None = None,
                sde: Mapping[str, Any] | None = None, sampler: Mapping[str, Any] | None = None,
                **settings: Any) -> "ImageRestorer":
         """From option blocks: `network_G`, `path` (checkpoints), `sde` (with `algorithm`, the default
-        sampler), `sampler`, and any top-level key (`device`, `precision`, `seed`, `batch_size`, `tile`, ...)."""
-        raw = {"network_G": network_G, "path": path or {}, "sde": sde or {}, "sampler": sampler or {},
-               **NO_TEST_SET, **settings}
-        return cls(parse_options(raw))
+        sampler), `sampler`, and any key of `RestorerOptions` (`device`, `precision`, `seed`,
+        `batch_size`, `tile`, ...)."""
+        raw = {"network_G": network_G, "path": path or {}, "sde": sde or {}, "sampler": sampler or {}, **settings}
+        return cls(parse_restorer_options(raw))
 
-    @property
-    def batch_size(self) -> int:
-        return self.options.batch_size if isinstance(self.options.batch_size, int) else 1
+    def batch_size(self, height: int, width: int) -> int:
+        """Images per batch at this size: `batch_size`, or with `auto` as test.py sizes it (from
+        free GPU memory; 1 on the CPU)."""
+        if self.options.batch_size != "auto":
+            return int(self.options.batch_size)
+        return self.restorer.auto_batch_size(height, width)
 
     def __call__(self, images: Any, *, sampler: str | None = None, nfe: int | None = None,
                  seeds: Sequence[int] | None = None, **sampler_keys: Any) -> Any:
         """Restore `images` with `sampler` (default `sde.algorithm`) at `nfe` (default
         `sampler.num_sample_steps`), any `sampler:` keys overriding the options' block. Image i is
         seeded with `seeds[i]` (default: the options' seed + i)."""
-        entry = SweepEntry(sampler or self.options.sde.algorithm, nfe or self.options.sampler.num_sample_steps,
-                           None, tuple(sorted(sampler_keys.items())))
-        return self._restore(images, entry, self.options, seeds)
+        name = self.options.sde.algorithm if sampler is None else sampler
+        steps = self.options.sampler.num_sample_steps if nfe is None else nfe
+        run = SweepRun.from_dict({"sampler": name, "nfe": steps, "set": sampler_keys}, "restore")
+        return self._restore(images, run.points()[0], seeds)
 
     def sweep(self, images: Any, runs: Sequence[Mapping[str, Any]],
               seeds: Sequence[int] | None = None) -> dict[tuple[str, int], Any]:
         """Restore `images` at every point of `runs` (the `sweep.runs` form: sampler, nfe or a list,
         label, set); {(label or sampler, nfe): restored}."""
-        options = self.options.with_overrides(sweep={"runs": [dict(r) for r in runs]})
-        return {(e.name, e.nfe): self._restore(images, e, options, seeds) for e in options.runs}
+        points = [p for i, r in enumerate(runs) for p in SweepRun.from_dict(r, f"runs[{i}]").points()]
+        return {(p.name, p.nfe): self._restore(images, p, seeds) for p in points}
 
-    def _restore(self, images: Any, entry: SweepEntry, options: EvalOptions, seeds: Sequence[int] | None) -> Any:
-        sampler = build_sampler(entry.sampler, self.restorer.sde, options.sampler_config(entry))
+    def _restore(self, images: Any, point: SweepPoint, seeds: Sequence[int] | None) -> Any:
+        sampler = build_sampler_for(self.options, point, self.restorer.sde)
         tensors, back = _as_tensors(images)
-        seeds = [options.seed + i for i in range(len(tensors))] if seeds is None else [int(s) for s in seeds]
+        seeds = [self.options.seed + i for i in range(len(tensors))] if seeds is None else [int(s) for s in seeds]
         if len(seeds) != len(tensors):
             raise ValueError(f"seeds: {len(seeds)} given for {len(tensors)} image(s)")
         out: list[Tensor | None] = [None] * len(tensors)
+        sizes = [tuple(t.shape[-2:]) for t in tensors]
         with torch.no_grad():
-            for chunk in group_by_size([tuple(t.shape[-2:]) for t in tensors], self.batch_size):
+            for chunk in group_by_size(sizes, self.batch_size(*max(sizes, key=lambda s: s[0] * s[1]))):
                 lq = torch.stack([tensors[i] for i in chunk]).to(self.restorer.device)
                 result = self.restorer.restore(lq, [seeds[i] for i in chunk], sampler)
                 bad = result.failures()

@@ -16,7 +16,7 @@ from torch import Tensor
 from uir.runtime import auto_batch_size
 from uir.samplers import PerSampleNoise
 from uir.samplers.base import Denoiser
-from uir.samplers.registry import Sampler
+from uir.samplers.base import Sampler
 from uir.sde.irsde import IRSDE
 
 Contexts = tuple[Tensor | None, Tensor | None]  # (image context, degradation context)
@@ -46,18 +46,18 @@ class FiniteWatch:
 
 @dataclass
 class Restoration:
-    """A restored batch: `x` [B,3,H,W], the network evaluations, and per image whether the result
+    """A restored batch: `x` [B,3,H,W], the network evaluations (`model_calls`), and per image whether the result
     is finite and the first network call (1-based, 0: none) whose output was not."""
 
     x: Tensor
-    nfe: int
+    model_calls: int
     finite: Tensor
     first_bad_call: Tensor
 
     def failures(self) -> dict[int, str]:
         """{position in the batch: why} for the images that must not be scored (one device sync)."""
         finite, first = self.finite.tolist(), self.first_bad_call.tolist()
-        return {k: "non-finite output" + (f" (the network's output first went non-finite at call {c} of {self.nfe})"
+        return {k: "non-finite output" + (f" (the network's output first went non-finite at call {c} of {self.model_calls})"
                                           if c else " (the network's outputs were finite; the sampler's arithmetic overflowed)")
                 for k, (ok, c) in enumerate(zip(finite, first)) if not ok or c}
 
@@ -82,7 +82,7 @@ class Restorer:
         x_T = self.sde.prior_sample(lq, noise(lq))
         watch = FiniteWatch(self.denoiser, lq.shape[0], lq.device)
         result = sampler.sample(watch, x_T, lq, text_context=text_context, image_context=image_context, noise=noise)
-        return Restoration(result.x, result.nfe, finite_per_image(result.x), watch.first_bad)
+        return Restoration(result.x, result.model_calls, finite_per_image(result.x), watch.first_bad)
 
     def probe(self, batch: int, height: int, width: int) -> None:
         """One network call, with DA-CLIP's contexts, on random images of this shape: what

@@ -14,7 +14,8 @@ from uir.benchmark.speed import run_benchmark
 from uir.common.cli import run_script
 from uir.common.errors import OptionsError
 from uir.options import load_options
-from uir.options.loader import batch_size_arg, parse_assignment
+from uir.options.loader import parse_assignment
+from uir.options.restorer import batch_size
 from uir.precision import PRECISIONS
 from uir.runtime import resolve_device
 
@@ -32,6 +33,13 @@ Both paths restore the same seeded random images with the same randomly initiali
 uir/benchmark/ and docs/benchmarks.md."""
 
 
+def _batch_size_arg(text: str) -> int | str:
+    try:
+        return batch_size("--batch-size", int(text) if text.isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Speed of the reference-style evaluation path against the "
                                 "fast path, on one machine.", epilog=USAGE,
@@ -45,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "with --quality: images per task (default: all)")
     p.add_argument("--ref-images", type=int,
                    help="how many of them the reference path restores (default: 4, at most --images)")
-    p.add_argument("--batch-size", type=batch_size_arg, metavar="N|auto", help="fast path batch (GPU default auto, CPU 4)")
+    p.add_argument("--batch-size", type=_batch_size_arg, metavar="N|auto", help="fast path batch (GPU default auto, CPU 4)")
     p.add_argument("--precision", nargs="+", choices=(*PRECISIONS, "all"),
                    help="the fast path's precision (uir.precision; default bf16); with --quality one or more, "
                         "compared in one run (default: all)")

@@ -30,10 +30,10 @@ from uir.data import PairedImageDataset, group_by_size
 from uir.evaluation.conditioning import ContextEncoder, daclip_autocast_dtype
 from uir.evaluation.scoring import Scorer
 from uir.evaluation.tasks import TaskData
-from uir.metrics import LpipsMetric, image_metrics, quantize_to_uint8, to_uint8
+from uir.metrics import LPIPS, METRICS, LpipsMetric, default_metrics, image_metric_names, image_metrics, quantize_to_uint8, to_uint8
 from uir.models.daclip import DaCLIP
 from uir.restoration import Restorer
-from uir.samplers.registry import Sampler
+from uir.samplers.base import Sampler
 from uir.sde import IRSDE
 
 ContextFn = Callable[[Tensor, Tensor], "tuple[Tensor, Tensor] | None"]
@@ -127,12 +127,13 @@ def reference_metrics(crop: int, lpips: LpipsMetric | None) -> MetricsFn:
 def fast_metrics(crop: int, lpips: LpipsMetric | None) -> MetricsFn:
     """`test.py`'s scoring: quantisation and the batched torch metrics on the device; the uint8
     images then go to the host, as a run that writes PNGs does."""
-    scorer = Scorer(crop, lpips)
+    images = {name: METRICS[name]() for name in image_metric_names(default_metrics()) if METRICS[name].weights is None}
+    scorer = Scorer(crop, {**images, **({"lpips": LPIPS(lpips)} if lpips is not None else {})})
 
     def metrics(x: Tensor, gt: Tensor) -> list[dict[str, float]]:
         out = quantize_to_uint8(x)
         gt_u8 = gt.to(x.device)
-        columns = scorer(x, out, gt_u8.float() / 255, gt_u8)
+        columns = scorer(x, gt_u8.float() / 255, out, gt_u8)
         out.cpu()  # the copy a run makes to write the PNGs
         return [{name: values[i] for name, values in columns.items()} for i in range(x.shape[0])]
 

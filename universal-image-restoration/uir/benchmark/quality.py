@@ -15,6 +15,7 @@ from uir.benchmark.report import Report, environment
 from uir.benchmark.settings import Settings
 from uir.benchmark.speed import fast_network, resolve_batch_size
 from uir.data import image_size
+from uir.metrics import METRICS, default_metrics, image_metric_names
 from uir.evaluation.conditioning import load_context_encoder
 from uir.evaluation.tasks import resolve_tasks
 from uir.models import load_network
@@ -22,10 +23,11 @@ from uir.options import EvalOptions
 from uir.precision import PRECISIONS
 from uir.restoration import Restorer
 from uir.runtime import NetworkCall
-from uir.samplers import build_sampler
+from uir.evaluation.sweep import build_sampler_for
 from uir.sde import IRSDE
 
-METRIC_KEYS = ("psnr", "ssim", "psnr_y", "ssim_y")
+# The metrics compared: the per-image ones that need no weights (PSNR, SSIM, PSNR-Y, SSIM-Y).
+METRIC_KEYS = tuple(n for n in image_metric_names(default_metrics()) if METRICS[n].weights is None)
 
 
 @dataclass(frozen=True)
@@ -72,17 +74,18 @@ def run_quality(options: EvalOptions, settings: Settings, nfes: Sequence[int] | 
     device = settings.device
     precisions = quality_precisions(precisions, device)
     report = Report(environment(device, argv), {
-        "options": options.name, "precision": ", ".join(precisions), "channels_last": settings.channels_last,
+        "options": options.outputs.name, "precision": ", ".join(precisions), "channels_last": settings.channels_last,
         "compile": settings.compile, "batch_size": settings.batch_size, "tolerance_psnr": tolerance.psnr,
         "tolerance_psnr_max": tolerance.psnr_max, "tolerance_ssim": tolerance.ssim,
     })
-    g = options.network_G
-    network = load_network(g.which_model_G, g.setting, options.path.pretrain_model_G, strict=options.path.strict_load)
+    r = options.restorer
+    g = r.network_G
+    network = load_network(g.which_model_G, g.setting, r.path.pretrain_model_G, strict=r.path.strict_load)
     network.eval().requires_grad_(False)
-    encoder = load_context_encoder(options, network, device)
-    sde = IRSDE.from_settings(options.sde)
-    calls = {p: fast_network(network, device, options.runtime.with_overrides(precision=p)) for p in precisions}
-    tasks = resolve_tasks(options)
+    encoder = load_context_encoder(r, network, device)
+    sde = IRSDE.from_settings(r.sde)
+    calls = {p: fast_network(network, device, r.runtime.with_overrides(precision=p)) for p in precisions}
+    tasks = resolve_tasks(options.data)
     largest = max((max(image_size(p.lq)) for task in tasks for p in task.pairs), default=256)
     probe = Restorer(sde, calls[precisions[0]][1], encoder, device)
     batch = resolve_batch_size(settings.batch_size, 10**6, probe, largest)
@@ -93,17 +96,18 @@ def run_quality(options: EvalOptions, settings: Settings, nfes: Sequence[int] | 
     fast = {p: PathSetup("fast", ProfiledDenoiser(call, device, flop_model=eager),
                          fast_contexts(encoder) if encoder else None, fast_metrics(crop, None), batch)
             for p, (call, eager) in calls.items()}
-    entries = options.runs if not nfes else tuple(dict.fromkeys(replace(e, nfe=n) for e in options.runs for n in nfes))
+    points = options.points if not nfes else tuple({(replace(p, nfe=n)).folder: replace(p, nfe=n)
+                                                    for p in options.points for n in nfes}.values())
     for task in tasks:
         if not task.has_gt:
             report.notes.append(f"task {task.name}: no GT folder, no metrics to compare")
             continue
-        samples = task_samples(task, options.seed)
-        for entry in entries:
-            sampler = build_sampler(entry.sampler, sde, options.sampler_config(entry))
+        samples = task_samples(task, r.seed)
+        for point in points:
+            sampler = build_sampler_for(r, point, sde)
             ref = run_path(reference, samples, sampler, sde, device)
             for precision, setup in fast.items():
                 got = run_path(setup, samples, sampler, sde, device)
-                report.rows.append(compare_row(task.name, entry.sampler, entry.nfe, precision, ref.metrics,
+                report.rows.append(compare_row(task.name, point.sampler, point.nfe, precision, ref.metrics,
                                                got.metrics, tolerance))
     return report

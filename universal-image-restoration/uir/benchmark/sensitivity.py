@@ -30,7 +30,7 @@ from uir.metrics import batch_psnr, quantize_to_uint8
 from uir.precision import POLICIES, PrecisionPolicy, apply_policy, layer_groups, set_region
 from uir.restoration import Restorer
 from uir.runtime import NetworkCall
-from uir.samplers.registry import Sampler
+from uir.samplers.base import Sampler
 from uir.sde import IRSDE
 from uir.sde.predictions import to_data
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import torch
 
-from uir.evaluation.sweep import SweepPoint
-from uir.options import SweepEntry, read_yaml
-from uir.samplers import SamplerConfig, build_sampler
+from uir.options import SweepPoint, read_yaml
+from uir.samplers import MRSampler, MRSamplerOptions, Sampler, build_sampler
 from uir.sde import IRSDE
 
 REPO = Path(__file__).resolve().parents[3]
@@ -80,16 +79,25 @@ def mrsampler_block() -> dict[str, Any]:
     return dict(REFERENCE_MRSAMPLER_BLOCK)
 
 
-def sweep_points(sde: IRSDE, mrsampler_nfes: Sequence[int], posterior_nfes: Sequence[int]) -> list[SweepPoint]:
+@dataclass(frozen=True)
+class BenchPoint:
+    """One row of the benchmark: a sweep point and its sampler."""
+
+    point: SweepPoint
+    sampler: Sampler
+
+
+def sweep_points(sde: IRSDE, mrsampler_nfes: Sequence[int], posterior_nfes: Sequence[int]) -> list[BenchPoint]:
     """The benchmark's rows: MR Sampler (`mrsampler_block`, labelled e.g. `mrsampler-ode2-data`)
     at each of `mrsampler_nfes`, then the posterior sampler at each of `posterior_nfes`."""
-    base = SamplerConfig.from_dict(mrsampler_block())
+    block = mrsampler_block()
+    base = MRSampler.options_from(block)
     label = f"mrsampler-{base.solver_type}{base.order}-{base.parameterization}"
-    runs = [(SweepEntry("mrsampler", n, label), base.with_overrides(num_sample_steps=n)) for n in mrsampler_nfes]
-    runs += [(SweepEntry("posterior", n), SamplerConfig(num_sample_steps=n)) for n in posterior_nfes]
-    return [SweepPoint(entry, config, build_sampler(entry.sampler, sde, config)) for entry, config in runs]
+    points = [(SweepPoint("mrsampler", n, label), {**block, "num_sample_steps": n}) for n in mrsampler_nfes]
+    points += [(SweepPoint("posterior", n), {"num_sample_steps": n}) for n in posterior_nfes]
+    return [BenchPoint(point, build_sampler(point.sampler, sde, config)) for point, config in points]
 
 
-def warmup_config() -> SamplerConfig:
+def warmup_config() -> MRSamplerOptions:
     """The short MR Sampler run (`WARMUP_STEPS` steps) that warms a path up before it is timed."""
-    return SamplerConfig.from_dict({**mrsampler_block(), "num_sample_steps": WARMUP_STEPS})
+    return MRSampler.options_from({**mrsampler_block(), "num_sample_steps": WARMUP_STEPS})

@@ -24,10 +24,9 @@ from uir.benchmark.paths import (
 )
 from uir.benchmark.profiling import ProfiledDenoiser, eager_module
 from uir.benchmark.report import Report, environment
-from uir.benchmark.settings import NETWORKS, SDE_SETTINGS, Settings, mrsampler_block, sweep_points, warmup_config
+from uir.benchmark.settings import NETWORKS, SDE_SETTINGS, BenchPoint, Settings, mrsampler_block, sweep_points, warmup_config
 from uir.data import group_by_size
 from uir.evaluation.conditioning import ContextEncoder, daclip_autocast_dtype
-from uir.evaluation.sweep import SweepPoint
 from uir.metrics import LpipsMetric
 from uir.metrics.lpips_metric import unavailable_reason
 from uir.models import build_network
@@ -88,12 +87,12 @@ def build_paths(settings: Settings, report: Report, sde: IRSDE | None = None) ->
     return Paths(reference, fast, probe)
 
 
-def summarize(path: str, point: SweepPoint, size: int, batch: int, run: PathRun, settings: Settings) -> dict[str, Any]:
+def summarize(path: str, row: BenchPoint, size: int, batch: int, run: PathRun, settings: Settings) -> dict[str, Any]:
     n = len(run.outputs)
     seconds = run.seconds
     fast = path == "fast"
     return {
-        "path": path, "sampler": point.entry.name, "size": size, "nfe": point.entry.nfe, "images": n, "batch": batch,
+        "path": path, "sampler": row.point.name, "size": size, "nfe": row.point.nfe, "images": n, "batch": batch,
         "precision": settings.precision if fast else "fp32",
         "channels_last": settings.channels_last if fast else False,
         "compile": settings.compile if fast else False,

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from uir.common.errors import OptionsError
-from uir.options.schema import EvalOptions
+from uir.options.restorer import RestorerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ContextEncoder:
         return self.daclip.contexts(lq01, autocast_dtype=self.autocast_dtype)
 
 
-def load_context_encoder(options: EvalOptions, network: nn.Module, device: torch.device) -> ContextEncoder | None:
+def load_context_encoder(options: RestorerOptions, network: nn.Module, device: torch.device) -> ContextEncoder | None:
     """DA-CLIP from `path.daclip` when `network` reads contexts, else None.
 
     Raises OptionsError when the network needs contexts and `path.daclip` is not set, and the

@@ -24,16 +24,18 @@ from uir.common.errors import DataError
 from uir.data.paired import PairedImageDataset, SizeGroupedBatchSampler, image_size, make_loader
 from uir.evaluation.backoff import OomBackoff
 from uir.evaluation.distributed import DistContext
-from uir.evaluation.scoring import Scorer, load_fid, load_lpips
+from uir.evaluation.scoring import Scorer
 from uir.evaluation.sink import Restored, ResultSink
-from uir.evaluation.tables import INPUT
-from uir.evaluation.sweep import SweepPoint, build_sweep, load_restorer
+from uir.evaluation.tables import INPUT, Layout, settings_columns
+from uir.evaluation.sweep import build_sweep, load_restorer
 from uir.evaluation.tasks import TaskData, resolve_tasks
 from uir.metrics import quantize_to_uint8
 from uir.metrics.reference import validate_crop
 from uir.options.schema import EvalOptions
+from uir.options.sweep import PointKey, SweepPoint
 from uir.restoration import Restorer
 from uir.runtime import describe_device, synchronize
+from uir.samplers.base import Sampler
 from uir.sde.irsde import IRSDE
 
 logger = logging.getLogger(__name__)
@@ -63,34 +65,44 @@ def image_sizes(task: TaskData, crop: int | None) -> list[Size]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A prepared run: the restorer, the sweep, the scorer and the batch size, on one rank of `ctx`
-    (a one-process context without torchrun)."""
+    """A prepared run: the restorer, the sweep points and their samplers (by folder), the scorer,
+    the batch size and the columns, on one rank of `ctx` (a one-process context without torchrun)."""
 
     options: EvalOptions
     restorer: Restorer
-    points: list[SweepPoint]
+    points: tuple[SweepPoint, ...]
+    samplers: dict[str, Sampler]
     scorer: Scorer | None
     batch_size: int
     ctx: DistContext
 
+    @property
+    def layout(self) -> Layout:
+        metrics = self.options.scoring.selected if self.scorer is not None else ()
+        return Layout(settings_columns(self.samplers.values()), metrics)
+
+    def settings(self) -> dict[str, dict]:
+        """Each point's settings columns, by folder."""
+        return {folder: sampler.settings() for folder, sampler in self.samplers.items()}
+
     def restore(self, task: TaskData, point: SweepPoint, indices: list[int], lq: Tensor, gt: Tensor | None,
                 gt_u8: Tensor | None, contexts: tuple[Tensor | None, Tensor | None]) -> Restored:
         device = self.restorer.device
-        seeds = [self.options.seed + i for i in indices]
+        seeds = [self.options.restorer.seed + i for i in indices]
         synchronize(device)
         start = time.perf_counter()
-        result = self.restorer.restore(lq, seeds, point.sampler, contexts)
+        result = self.restorer.restore(lq, seeds, self.samplers[point.folder], contexts)
         errors = result.failures()  # synchronises
         seconds = (time.perf_counter() - start) / len(seeds)
         out_u8 = quantize_to_uint8(result.x)
         metrics = {}
         if self.scorer is not None and gt_u8 is not None:
-            metrics = self.scorer(result.x, out_u8, gt, gt_u8)
+            metrics = self.scorer(result.x, gt, out_u8, gt_u8)
             keep = [k for k in range(len(seeds)) if k not in errors]
-            if self.scorer.fid is not None and keep:
-                self.scorer.fid.add((task.name, *point.key), [indices[k] for k in keep], out_u8[keep])
+            if keep:
+                self.scorer.add(point.key(task.name), [indices[k] for k in keep], out_u8[keep])
         images = out_u8.permute(0, 2, 3, 1).cpu().numpy()
-        return Restored(images, metrics, seconds, result.nfe, seeds, errors)
+        return Restored(images, metrics, seconds, result.model_calls, seeds, errors)
 
     def batch(self, task: TaskData, batch: dict, pending: dict[int, set[str]], sink: ResultSink, backoff: OomBackoff,
               bar) -> None:
@@ -115,8 +127,7 @@ class Evaluation:
         inputs = [i for i in indices if INPUT in pending[i]]
         if inputs:
             lq_in = take(lq, inputs)
-            sink.record_input(task, inputs, self.scorer(lq_in, quantize_to_uint8(lq_in), take(gt, inputs),
-                                                        take(gt_u8, inputs)))
+            sink.record_input(task, inputs, self.scorer(lq_in, take(gt, inputs), gt_u8=take(gt_u8, inputs)))
         for point in self.points:
             chosen = [i for i in indices if point.folder in pending[i]]
             if not chosen:
@@ -139,30 +150,33 @@ class Evaluation:
         """For each image, the sweep points (folders), and `input`, it still needs."""
         done = sink.done()
         scored = self.scorer is not None and task.has_gt
-        return {i: {p.folder for p in self.points if (task.name, *p.key, pair.name) not in done}
-                   | ({INPUT} if scored and (task.name, INPUT, 0, pair.name) not in done else set())
+        input_key = PointKey(task.name, INPUT, 0)
+        return {i: {p.folder for p in self.points if (p.key(task.name), pair.name) not in done}
+                   | ({INPUT} if scored and (input_key, pair.name) not in done else set())
                 for i, pair in enumerate(task.pairs)}
 
-    def _fid_from_disk(self, task: TaskData, sink: ResultSink) -> None:
-        """On the main rank: the task's GT statistics, and the FID features of what is already on
-        disk: the LQ files (the input row) and the PNGs of earlier sessions of a resumed run."""
-        fid = self.scorer.fid if self.scorer is not None else None
-        if fid is None or not task.has_gt or not self.ctx.is_main:
+    def _sets_from_disk(self, task: TaskData, sink: ResultSink) -> None:
+        """On the main rank, for the set metrics (FID): the task's GT statistics, and the features of
+        what is already on disk: the LQ files (the input row) and the PNGs of earlier sessions."""
+        sets = self.scorer.sets if self.scorer is not None else {}
+        if not sets or not task.has_gt or not self.ctx.is_main:
             return
-        fid.gt_from_folder(task.name, task.gt_dir)
-        fid.add_files((task.name, INPUT, 0), list(range(len(task.pairs))), [pair.lq for pair in task.pairs])
         index = {pair.name: i for i, pair in enumerate(task.pairs)}
-        for point in self.points:
-            done = [r for r in sink.rows() if r["output"] and r["image"] in index
-                    and (r["task"], r.get("label") or r["sampler"], r["nfe"]) == (task.name, *point.key)]
-            fid.add_files((task.name, *point.key), [index[r["image"]] for r in done],
-                          [sink.run_dir / r["output"] for r in done])
+        rows = sink.rows()
+        for metric in sets.values():
+            metric.reference_folder(task.name, task.gt_dir)
+            metric.add_files(PointKey(task.name, INPUT, 0), list(range(len(task.pairs))), [p.lq for p in task.pairs])
+            for point in self.points:
+                done = [r for r in rows if r["output"] and r["image"] in index
+                        and PointKey.of_row(r) == point.key(task.name)]
+                metric.add_files(point.key(task.name), [index[r["image"]] for r in done],
+                                 [sink.run_dir / r["output"] for r in done])
 
     def task(self, task: TaskData, sizes: list[Size], sink: ResultSink, progress: bool) -> int:
         """Restore every image of `task` that the run has no record of (this rank's share of the
         batches: the same batches as in one process); returns how many were skipped."""
         pending = self._pending(task, sink)
-        self._fid_from_disk(task, sink)
+        self._sets_from_disk(task, sink)
         total = sum(len(p - {INPUT}) for p in pending.values())
         skipped = len(task.pairs) * len(self.points) - total
         if skipped and self.ctx.is_main:
@@ -173,9 +187,9 @@ class Evaluation:
             return skipped
         pairs = task.pairs if self.scorer is not None else [replace(p, gt=None) for p in task.pairs]
         loader = make_loader(PairedImageDataset(pairs, errors="return"), batches,
-                             num_workers=min(self.options.num_workers, len(batches)),
+                             num_workers=min(self.options.data.num_workers, len(batches)),
                              pin_memory=self.restorer.device.type == "cuda")
-        backoff = OomBackoff(lambda i: (task.pairs[i].name, *sizes[i]), tile=self.options.tile)
+        backoff = OomBackoff(lambda i: (task.pairs[i].name, *sizes[i]), tile=self.options.restorer.tile)
         mine = sum(len(pending[i] - {INPUT}) for batch in batches for i in batch)
         sink.wait_idle()  # no PNG write in flight while the loader's worker processes fork
         with tqdm(total=mine, desc=task.name, unit="img", disable=not progress, dynamic_ncols=True) as bar:
@@ -186,8 +200,8 @@ class Evaluation:
 
 
 def _batch_size(options: EvalOptions, restorer: Restorer, sizes: list[Size]) -> int:
-    if options.batch_size != "auto":
-        return int(options.batch_size)
+    if options.restorer.batch_size != "auto":
+        return int(options.restorer.batch_size)
     height, width = max(sizes, key=lambda s: s[0] * s[1])
     batch_size = restorer.auto_batch_size(height, width)
     logger.info("batch_size auto: %d image(s) per batch (largest image %dx%d, %s)", batch_size, height, width,
@@ -198,7 +212,7 @@ def _batch_size(options: EvalOptions, restorer: Restorer, sizes: list[Size]) -> 
 def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: list[Size]) -> None:
     """On CUDA or with torch.compile, run the network once at the most common image size before
     timing, so that kernel selection and compilation are not billed to the first images."""
-    if restorer.device.type != "cuda" and not options.runtime.compile:
+    if restorer.device.type != "cuda" and not options.restorer.runtime.compile:
         return
     (height, width), _ = Counter(sizes).most_common(1)[0]
     start = time.perf_counter()
@@ -210,19 +224,21 @@ def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: l
 def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[TaskData], dict[str, list[Size]]]:
     """Everything a run needs, checked before its folder is touched: device (the rank's GPU under
     torchrun), test sets, sweep, network, DA-CLIP, metrics and the batch size."""
-    device = ctx.device if ctx.is_distributed else options.runtime.resolve_device()
+    device = ctx.device if ctx.is_distributed else options.restorer.runtime.resolve_device()
+    options = options.for_device(device)
     logger.info("device: %s", describe_device(device))
     crop = options.effective_crop_border
-    tasks = resolve_tasks(options)
-    sizes = {task.name: image_sizes(task, crop if options.metrics else None) for task in tasks}
-    sde = IRSDE.from_settings(options.sde)
-    points = build_sweep(options, sde)
-    restorer = load_restorer(options, device=device, sde=sde)
+    metrics = options.scoring.selected
+    tasks = resolve_tasks(options.data)
+    sizes = {task.name: image_sizes(task, crop if metrics else None) for task in tasks}
+    sde = IRSDE.from_settings(options.restorer.sde)
+    points = options.points
+    samplers = build_sweep(options.restorer, points, sde)
+    restorer = load_restorer(options.restorer, device=device, sde=sde)
     scorer = None
-    if options.metrics:
-        scorer = Scorer(crop, load_lpips(device, options.lpips_weights) if options.lpips else None,
-                        load_fid(device, options.fid_weights) if options.fid else None)
+    if metrics:
+        scorer = Scorer.load(metrics, crop, device, {n: options.scoring.weights_file(n) for n in metrics})
     every_size = [s for task_sizes in sizes.values() for s in task_sizes]
     batch_size = _batch_size(options, restorer, every_size)
     _warm_up(options, restorer, batch_size, every_size)
-    return Evaluation(options, restorer, points, scorer, batch_size, ctx), tasks, sizes
+    return Evaluation(options, restorer, points, samplers, scorer, batch_size, ctx), tasks, sizes

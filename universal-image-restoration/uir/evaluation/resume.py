@@ -1,9 +1,14 @@
 """What makes a run folder resumable, and its per-image record.
 
 - `fingerprint(options)`: everything that changes a number of a restored image or its metrics:
-  every option except those that only say where or how fast (listed in `NOT_FINGERPRINTED`),
+  every option except those that only say where or how fast (listed in `NOT_FINGERPRINTED`) and
+  the sweep and sampler keys (each point is checked on its own: a resumed run may add points),
   plus the identity of each checkpoint file (size, modification time, SHA-256 of its first
   and last MiB). A resumed run must have the same fingerprint; the differences are listed.
+- `point_identities(options, points)`: what each sweep point is (its sampler, label, NFE and
+  every effective sampler setting), recorded in `run.json`. A resumed run may add points; a
+  point it already holds must be the same point (else the differences are listed), and no new
+  point may take an earlier point's folder under another label.
 - `PerImageLog`: `per_image.csv`, appended (thread-safe, flushed) as images finish. On resume
   it keeps the rows whose PNG is on disk, drops rows of images that failed (they run again),
   and drops a last line cut short (power loss, full disk) with a warning.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Mapping
@@ -19,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from uir.common.errors import RunFolderError
-from uir.evaluation.tables import PER_IMAGE_COLUMNS, append_csv_row, parse_row, write_csv
-from uir.options.schema import EvalOptions, SweepEntry, parse_options
+from uir.evaluation.tables import append_csv_row, parse_row, write_csv
+from uir.options.restorer import RestorerOptions
+from uir.options.schema import EvalOptions
+from uir.options.sweep import PointKey, SweepPoint
+from uir.samplers.registry import SAMPLERS
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +38,7 @@ PER_IMAGE_FILE = "per_image.csv"
 # loaded, which sweep points and how many images it covers (a resumed run may add those), and
 # the device (a run started on one machine may finish on another).
 NOT_FINGERPRINTED = ("name", "results_root", "overwrite", "resume", "batch_size", "num_workers", "max_images",
-                     "sweep", "device", "gpu_ids")
+                     "sweep", "sampler", "device", "gpu_ids")
 CHECKPOINT_KEYS = ("pretrain_model_G", "daclip")
 HASHED_BYTES = 1 << 20
 
@@ -54,8 +63,7 @@ def file_identity(path: str | None) -> dict[str, Any] | None:
 def fingerprint(options: EvalOptions) -> dict[str, Any]:
     """The number-changing settings of a run, flattened to dotted keys."""
     resolved = {k: v for k, v in options.to_dict().items() if k not in NOT_FINGERPRINTED}
-    resolved["sampler"] = {k: v for k, v in resolved["sampler"].items() if k != "num_sample_steps"}
-    resolved["checkpoints"] = {k: file_identity(getattr(options.path, k)) for k in CHECKPOINT_KEYS}
+    resolved["checkpoints"] = {k: file_identity(getattr(options.restorer.path, k)) for k in CHECKPOINT_KEYS}
     return _flatten(resolved)
 
 
@@ -102,8 +110,9 @@ class PerImageLog:
     """`per_image.csv` on rank 0 (`per_image.rank<r>.csv` on rank r of a torchrun run, merged into
     it by rank 0 at the end): rows appended (thread-safe, flushed) as images finish."""
 
-    def __init__(self, folder: Path, *, resume: bool, rank: int = 0):
+    def __init__(self, folder: Path, columns: tuple[str, ...], *, resume: bool, rank: int = 0):
         self.folder = folder
+        self.columns = columns
         self.rank = rank
         self.path = folder / (PER_IMAGE_FILE if rank == 0 else f"per_image.rank{rank}.csv")
         self.earlier: list[dict[str, Any]] = []  # rank > 0: rank 0's record when the run started
@@ -115,7 +124,7 @@ class PerImageLog:
             self._open()
 
     def _open(self) -> None:
-        write_csv(self.path, self.rows, PER_IMAGE_COLUMNS)
+        write_csv(self.path, self.rows, self.columns)
         self._file = open(self.path, "a", newline="", encoding="utf-8")
 
     def _kept(self, resume: bool) -> list[dict[str, Any]]:
@@ -135,16 +144,15 @@ class PerImageLog:
             self.earlier = _read_rows(main) if main.is_file() else []
             self._open()
 
-    def done(self) -> set[tuple[str, str, int, str]]:
-        """(task, label, nfe, image) of every restoration on record."""
+    def done(self) -> set[tuple[PointKey, str]]:
+        """(point, image) of every restoration on record."""
         with self._lock:
-            return {(r["task"], r.get("label") or r["sampler"], int(r["nfe"]), r["image"])
-                    for r in self.earlier + self.rows}
+            return {(PointKey.of_row(r), r["image"]) for r in self.earlier + self.rows}
 
     def append(self, row: Mapping[str, Any]) -> None:
         with self._lock:
             self.rows.append(dict(row))
-            append_csv_row(self._file, row, PER_IMAGE_COLUMNS)
+            append_csv_row(self._file, row, self.columns)
             self._file.flush()
 
     def collect_ranks(self, world_size: int) -> None:
@@ -155,7 +163,7 @@ class PerImageLog:
                 if path.is_file():
                     for row in _read_rows(path):
                         self.rows.append(row)
-                        append_csv_row(f, row, PER_IMAGE_COLUMNS)
+                        append_csv_row(f, row, self.columns)
                     f.flush()
                     path.unlink()
 
@@ -169,30 +177,62 @@ class PerImageLog:
                 self._file.close()
 
 
-def recorded_entries(saved_options: Mapping[str, Any] | None) -> tuple[SweepEntry, ...]:
-    """The sweep points a run folder's saved options list (none when they cannot be read)."""
-    if not saved_options:
-        return ()
-    try:
-        return parse_options(saved_options).runs
-    except ValueError:
-        return ()
+def point_identities(options: RestorerOptions, points: tuple[SweepPoint, ...]) -> dict[str, dict[str, Any]]:
+    """{folder: {sampler, label, nfe, settings}} of each point, as JSON reads it back."""
+    identities = {p.folder: {"sampler": p.sampler, "label": p.label, "nfe": p.nfe,
+                             "settings": options.sampler_options(p).to_dict()} for p in points}
+    return json.loads(json.dumps(identities))
 
 
-def merged_entries(earlier: tuple[SweepEntry, ...], now: tuple[SweepEntry, ...]) -> tuple[SweepEntry, ...]:
+def _differences(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    flat_then, flat_now = _flatten(dict(then)), _flatten(dict(now))
+    return [f"{k}: {flat_then.get(k)!r} then, {flat_now.get(k)!r} now"
+            for k in sorted(set(flat_then) | set(flat_now)) if flat_then.get(k) != flat_now.get(k)]
+
+
+def check_points(folder: Path, earlier: Mapping[str, Mapping[str, Any]], now: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise RunFolderError when a point the folder holds would be resumed with other settings, or
+    a new point's label would write into an earlier point's folder."""
+    problems = []
+    for name, identity in now.items():
+        then = earlier.get(name)
+        if then is None:
+            continue
+        label_then, label_now = then.get("label") or then["sampler"], identity.get("label") or identity["sampler"]
+        if label_then != label_now:
+            problems.append(f"the point {label_now!r} (nfe {identity['nfe']}) would write into the folder {name} of "
+                            f"the earlier point {label_then!r}; give it a label whose folder is free")
+            continue
+        differ = _differences({k: v for k, v in then.items() if k != "label"},
+                              {k: v for k, v in identity.items() if k != "label"})
+        if differ:
+            problems.append(f"the point {label_now!r} (nfe {identity['nfe']}) was made with other settings "
+                            f"({'; '.join(differ)})")
+    if problems:
+        raise RunFolderError(f"resume: {folder}: {' / '.join(problems)}. Its finished images would be mixed with "
+                             f"others; start a new run (drop --resume), restore those settings, or give the "
+                             f"changed point a new label.")
+
+
+def earlier_points(folder: Path, earlier: Mapping[str, Mapping[str, Any]], options: RestorerOptions
+                   ) -> tuple[SweepPoint, ...]:
+    """The points a folder records, as sweep points of `options` that give their recorded settings
+    (`set:` holds what differs from `options`' sampler block)."""
+    points = []
+    for name, identity in earlier.items():
+        try:
+            sampler = SAMPLERS[identity["sampler"]]
+        except ValueError as exc:
+            raise RunFolderError(f"resume: {folder} holds points of sampler {identity['sampler']!r}, which is not "
+                                 f"registered now; register it as the first session did ({exc})") from None
+        base = options.sampler.options_for(sampler).to_dict()
+        overrides = {k: v for k, v in identity["settings"].items() if k != "num_sample_steps" and base.get(k) != v}
+        points.append(SweepPoint(identity["sampler"], int(identity["nfe"]), identity.get("label"),
+                                 tuple(sorted(overrides.items()))))
+    return tuple(points)
+
+
+def merged_points(earlier: tuple[SweepPoint, ...], now: tuple[SweepPoint, ...]) -> tuple[SweepPoint, ...]:
     """The points a resumed run folder holds: the earlier sessions' first, then the new ones."""
-    folders = {e.folder for e in earlier}
-    return earlier + tuple(e for e in now if e.folder not in folders)
-
-
-def as_runs(entries: tuple[SweepEntry, ...]) -> dict[str, Any]:
-    """A `sweep:` block listing `entries` one by one (what a resumed folder's options.yml says)."""
-    runs = []
-    for e in entries:
-        run: dict[str, Any] = {"sampler": e.sampler, "nfe": e.nfe}
-        if e.label:
-            run["label"] = e.label
-        if e.overrides:
-            run["set"] = dict(e.overrides)
-        runs.append(run)
-    return {"samplers": None, "nfe": None, "runs": runs}
+    folders = {p.folder for p in earlier}
+    return earlier + tuple(p for p in now if p.folder not in folders)

@@ -17,18 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from uir.common.errors import OptionsError
 from uir.evaluation.distributed import DistContext
 from uir.evaluation.evaluator import Evaluation, Size, prepare
-from uir.evaluation.resume import as_runs, check_fingerprint, fingerprint, merged_entries, recorded_entries
+from uir.evaluation.resume import (
+    check_fingerprint, check_points, earlier_points, fingerprint, merged_points, point_identities,
+)
 from uir.evaluation.run_folder import LOG_FILE, OPTIONS_FILE, RunFolder, log_to_file
 from uir.evaluation.sink import FILE_LOGGER, ResultSink, file_logger
-from uir.evaluation.tables import INPUT, sampler_settings, summarize, to_markdown, write_tables
+from uir.evaluation.sweep import build_sweep
+from uir.evaluation.tables import INPUT, Layout, settings_columns, summarize, to_markdown, write_tables
+from uir.metrics.registry import count_column
 from uir.evaluation.tasks import TaskData
-from uir.options.schema import EvalOptions, SweepEntry
+from uir.options.schema import EvalOptions
+from uir.options.sweep import PointKey, SweepPoint, as_runs
 from uir.runtime import describe_device
+from uir.samplers.registry import SAMPLERS
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +44,7 @@ class RunResult:
 
     run_dir: Path
     table: list[dict[str, Any]]
+    columns: tuple[str, ...]  # the table's
     paths: dict[str, Path]
     device: str
     processed: int  # (image, sweep point) restorations done in this call (by every rank)
@@ -53,15 +59,15 @@ def run(options: EvalOptions, *, progress: bool = True, source: str | None = Non
     Raises `UserError`s (uir.common.errors) with messages meant for the user.
     """
     try:
-        ctx = DistContext.from_env(options.runtime.device)
+        ctx = DistContext.from_env(options.restorer.runtime.device)
     except ValueError as exc:
         raise OptionsError(f"torchrun: {exc}") from exc
     with ctx.guard():
         evaluation, tasks, sizes = prepare(options, ctx)
         folder = None
         if ctx.is_main:
-            folder = RunFolder.claim(options.results_root, options.name, overwrite=options.overwrite,
-                                     resume=options.resume)
+            out = options.outputs
+            folder = RunFolder.claim(out.results_root, out.name, overwrite=out.overwrite, resume=out.resume)
         try:
             return _run_in(folder, evaluation, tasks, sizes, progress and ctx.is_main, source)
         finally:
@@ -69,40 +75,61 @@ def run(options: EvalOptions, *, progress: bool = True, source: str | None = Non
                 folder.release()
 
 
-def _open_record(folder: RunFolder, options: EvalOptions) -> tuple[dict[str, Any], tuple[SweepEntry, ...]]:
-    """Check a resumed folder's fingerprint and save the options (a resumed folder's sweep lists
-    every point it holds); returns the fingerprint and those points."""
+def _open_record(folder: RunFolder, evaluation: Evaluation
+                 ) -> tuple[dict[str, Any], dict[str, Any], tuple[SweepPoint, ...]]:
+    """Check a resumed folder's fingerprint and points, and save the options (a resumed folder's
+    sweep lists every point it holds); returns the fingerprint, every point's identity and the points."""
+    options = evaluation.options
     now = fingerprint(options)
-    entries = options.runs
+    points = options.points
+    identities = point_identities(options.restorer, points)
     if folder.resuming:
-        check_fingerprint(folder.path, folder.status().get("fingerprint"), now)
-        saved = folder.path / OPTIONS_FILE
-        earlier = recorded_entries(yaml.safe_load(saved.read_text(encoding="utf-8")) if saved.is_file() else None)
-        entries = merged_entries(earlier, entries)
+        status = folder.status()
+        check_fingerprint(folder.path, status.get("fingerprint"), now)
+        recorded = status.get("points") or {}
+        check_points(folder.path, recorded, identities)
+        points = merged_points(earlier_points(folder.path, recorded, options.restorer), points)
+        identities = {**recorded, **identities}
     resolved = options.to_dict()
-    if entries != options.runs:
-        resolved["sweep"] = as_runs(entries)
+    if points != options.points:
+        resolved["sweep"] = as_runs(points)
+        resolved["sampler"] = options.restorer.sampler.serving([SAMPLERS[p.sampler] for p in points]).to_dict()
     folder.save_options(resolved)
-    return now, entries
+    return now, identities, points
+
+
+@dataclass(frozen=True)
+class RankReport:
+    """What each rank hands rank 0 at the end of a run."""
+
+    processed: int
+    failures: list[str]
+    sets: dict[str, Any]  # each set metric's gathered state (FID features)
 
 
 def _run_in(folder: RunFolder | None, evaluation: Evaluation, tasks: list[TaskData], sizes: dict[str, list[Size]],
             progress: bool, source: str | None) -> RunResult | None:
     ctx, options = evaluation.ctx, evaluation.options
     device = evaluation.restorer.device
-    stamp, entries = _open_record(folder, options) if folder is not None else (None, None)
-    path, mode, entries = ctx.broadcast((folder.path, folder.mode, entries) if folder is not None else None)
+    stamp, identities, points = _open_record(folder, evaluation) if folder is not None else (None, None, None)
+    path, mode, points = ctx.broadcast((folder.path, folder.mode, points) if folder is not None else None)
     if folder is None:
         folder = RunFolder(path, mode)
     main = ctx.is_main  # only rank 0 writes the status, the log and the tables
-    with (folder.running(device=str(device), ranks=ctx.world_size, fingerprint=stamp) if main else nullcontext()), \
+    with (folder.running(device=str(device), ranks=ctx.world_size, fingerprint=stamp, points=identities)
+          if main else nullcontext()), \
             (log_to_file(folder.path / LOG_FILE, ("uir", FILE_LOGGER)) if main else nullcontext()):
         if ctx.is_main:
             logger.info("run folder: %s (%s)", folder.path, folder.mode)
             _describe(evaluation, tasks, source)
         skipped = 0
-        with ResultSink(folder.path, resume=folder.resuming, suffix=options.suffix, save_images=options.save_images,
-                        rank=ctx.rank, on_first_result=folder.first_result if ctx.is_main else None) as sink:
+        earlier = tuple(p for p in points if p.folder not in evaluation.samplers)  # a resumed folder's other points
+        samplers = {**evaluation.samplers, **build_sweep(options.restorer, earlier, evaluation.restorer.sde)}
+        settings = {folder_: sampler.settings() for folder_, sampler in samplers.items()}
+        layout = Layout(settings_columns(samplers.values()), evaluation.layout.metrics)
+        with ResultSink(folder.path, layout, settings, resume=folder.resuming, suffix=options.outputs.suffix,
+                        save_images=options.outputs.save_images, rank=ctx.rank,
+                        on_first_result=folder.first_result if ctx.is_main else None) as sink:
             ctx.barrier("per-image log")  # rank 0 has merged what earlier sessions left before the others read it
             sink.load()
             ctx.barrier("per-image log read")  # every rank knows what is done before any adds to it
@@ -115,64 +142,70 @@ def _run_in(folder: RunFolder | None, evaluation: Evaluation, tasks: list[TaskDa
                              "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed ({type(exc).__name__}: {exc})",
                              sink.processed)
                 raise
-        fid = evaluation.scorer.fid if evaluation.scorer is not None else None
-        parts = ctx.gather((sink.processed, sink.failures, fid.features if fid is not None else None))
+        sets = evaluation.scorer.sets if evaluation.scorer is not None else {}
+        reports = ctx.gather(RankReport(sink.processed, sink.failures, {n: m.state() for n, m in sets.items()}))
         if not ctx.is_main:
             return None
         sink.collect_ranks(ctx.world_size)
-        processed = sum(p[0] for p in parts)
-        failures = [line for p in parts for line in p[1]]
-        for p in parts[1:]:
-            if fid is not None and p[2]:
-                fid.merge(p[2])
+        processed = sum(r.processed for r in reports)
+        failures = [line for r in reports for line in r.failures]
+        for report in reports[1:]:
+            for name, state in report.sets.items():
+                sets[name].merge(state)
         folder.first_result()
-        table = _table(evaluation, tasks, entries, sink)
-        meta = {"name": options.name, "run_dir": str(folder.path), "device": describe_device(device),
-                "ranks": ctx.world_size, "crop_border": options.effective_crop_border, "seed": options.seed,
-                "precision": options.runtime.precision, "batch_size": evaluation.batch_size, "options": source}
-        paths = write_tables(folder.path, table, meta=meta)
+        table = _table(evaluation, tasks, points, settings, layout, sink)
+        meta = {"name": options.outputs.name, "run_dir": str(folder.path), "device": describe_device(device),
+                "ranks": ctx.world_size, "crop_border": options.effective_crop_border, "seed": options.restorer.seed,
+                "precision": options.restorer.runtime.precision, "batch_size": evaluation.batch_size, "options": source}
+        paths = write_tables(folder.path, table, layout.table, meta=meta)
         if failures:
             logger.error("%d restoration(s) gave no result; the table counts them as failed", len(failures))
         paths.update(per_image=sink.per_image.path, options=folder.path / OPTIONS_FILE, log=folder.path / LOG_FILE)
-        file_logger.info("results:\n%s", to_markdown(table))
+        file_logger.info("results:\n%s", to_markdown(table, layout.table))
         logger.info("results: %s (.md, .json); per image: %s", paths["csv"], paths["per_image"])
-    return RunResult(folder.path, table, paths, str(device), processed, skipped, failures)
+    return RunResult(folder.path, table, layout.table, paths, str(device), processed, skipped, failures)
 
 
-def _table(evaluation: Evaluation, tasks: list[TaskData], entries: tuple[SweepEntry, ...],
-           sink: ResultSink) -> list[dict[str, Any]]:
-    """One row per task and point (the input row first when there are metrics), FID included."""
-    options, scorer = evaluation.options, evaluation.scorer
-    points = []
+def _table(evaluation: Evaluation, tasks: list[TaskData], points: tuple[SweepPoint, ...],
+           settings: dict[str, dict[str, Any]], layout: Layout, sink: ResultSink) -> list[dict[str, Any]]:
+    """One row per task and point (the input row first when there are metrics), set metrics included."""
+    scorer = evaluation.scorer
+    rows = []
     for t in tasks:
         if scorer is not None and t.has_gt:
-            points.append({"task": t.name, "sampler": INPUT, "label": INPUT, "nfe": 0})
-        points += [{"task": t.name, "sampler": e.sampler, "label": e.name, "nfe": e.nfe,
-                    **sampler_settings(e.sampler, options.sampler_config(e))} for e in entries]
-    table = summarize(sink.rows(), points)
+            rows.append({"task": t.name, "sampler": INPUT, "label": INPUT, "nfe": 0})
+        rows += [{"task": t.name, "sampler": p.sampler, "label": p.name, "nfe": p.nfe, **settings[p.folder]}
+                 for p in points]
+    table = summarize(sink.rows(), rows, layout)
     for row in table:
-        score = scorer.fid_score((row["task"], row["label"], row["nfe"]), row["task"]) if scorer else None
-        if score is not None:
-            row["fid"], row["fid_images"] = score.value, score.images
+        key = PointKey.of_row(row)
+        for name, score in (scorer.set_scores(key, key.task) if scorer is not None else {}).items():
+            row[name], row[count_column(name)] = score.value, score.images
             if score.note:
-                logger.info("FID %s %s nfe %s: %s", row["task"], row["label"], row["nfe"], score.note)
+                logger.info("%s %s %s nfe %s: %s", name.upper(), key.task, key.label, key.nfe, score.note)
     return table
 
 
 def _describe(evaluation: Evaluation, tasks: list[TaskData], source: str | None) -> None:
     o = evaluation.options
+    runtime = o.restorer.runtime
     logger.info("options: %s", source or "(given as an object)")
     logger.info("device: %s; precision %s; channels_last %s; compile %s; batch_size %d; num_workers %d",
-                describe_device(evaluation.restorer.device), o.runtime.precision, o.runtime.channels_last,
-                o.runtime.compile, evaluation.batch_size, o.num_workers)
+                describe_device(evaluation.restorer.device), runtime.precision, runtime.channels_last,
+                runtime.compile, evaluation.batch_size, o.data.num_workers)
     for task in tasks:
         logger.info("task %s: %d image(s) from %s%s", task.name, len(task.pairs), task.lq_dir,
                     f" (GT {task.gt_dir})" if task.gt_dir else " (no GT: no metrics)")
     if o.sweep.runs is not None:
-        sweep = "runs " + ", ".join(f"{e.name} nfe {e.nfe}" for e in o.runs)
+        sweep = "runs " + ", ".join(f"{p.name} nfe {p.nfe}" for p in evaluation.points)
     else:
-        sweep = (f"samplers {', '.join(dict.fromkeys(e.sampler for e in o.runs))} x "
-                 f"nfe {', '.join(map(str, dict.fromkeys(e.nfe for e in o.runs)))}")
-    logger.info("sweep: %s; seed %d (+ image index); crop_border %d", sweep, o.seed, o.effective_crop_border)
+        sweep = (f"samplers {', '.join(dict.fromkeys(p.sampler for p in evaluation.points))} x "
+                 f"nfe {', '.join(map(str, dict.fromkeys(p.nfe for p in evaluation.points)))}")
+    logger.info("sweep: %s; seed %d (+ image index); crop_border %d", sweep, o.restorer.seed, o.effective_crop_border)
+    samplers = [SAMPLERS[name] for name in dict.fromkeys(p.sampler for p in evaluation.points)]
+    unread = o.restorer.sampler.unread_keys(samplers)
+    if unread:
+        logger.info("sampler: %s not read by %s (each sampler reads only its own keys)", ", ".join(unread),
+                    ", ".join(s.name for s in samplers))
 
 

@@ -1,67 +1,70 @@
-"""Scoring restored images as the reference does: PSNR / SSIM (RGB and Y) on the 8-bit images,
-LPIPS on the float output clamped to [0, 1], and FID (pytorch-fid's Inception and distance) of
-each sweep point's 8-bit outputs against the task's GT folder; all batched on the run's device.
+"""Scoring restored images with the run's metrics (`uir.metrics.METRICS`), batched on the run's
+device: per-image metrics on each batch (PSNR / SSIM on the 8-bit images, LPIPS on the float
+output clamped to [0, 1], as the reference), set metrics (FID) from each sweep point's 8-bit
+outputs against the task's GT folder.
 
-FID features are taken from the 8-bit outputs while the run goes (they are the bytes of the
-PNGs the run writes); a resumed run reads the PNGs of earlier sessions. The `input` row of each
-task scores the LQ images themselves: PSNR/SSIM/LPIPS from the loaded images, FID from the LQ
-folder's files, as pytorch-fid would read them.
+Set-metric features are taken from the 8-bit outputs while the run goes (they are the bytes of
+the PNGs the run writes); a resumed run reads the PNGs of earlier sessions. The `input` row of
+each task scores the LQ images themselves: per-image metrics from the loaded images, set metrics
+from the LQ folder's files, as pytorch-fid would read them.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from uir.metrics import LpipsMetric, LpipsUnavailable, batch_image_metrics, unavailable_reason
-from uir.metrics.fid import FidAccumulator, FidInception, FidScore, FidUnavailable, fid_unavailable_reason
+from uir.metrics.registry import METRICS, ImageMetric, MetricUnavailable, ScoreBatch, SetMetric, SetScore
+from uir.metrics.torch_metrics import quantize_to_uint8
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-def _load(what: str, create: Callable[[], T | None], unavailable: type[Exception], reason: Callable[[], str]) -> T | None:
-    """A metric's network, or None (said once in the log) when its weights are not available."""
+def load_metric(name: str, device: torch.device, weights_file: str | None = None) -> ImageMetric | SetMetric | None:
+    """The metric `name` on `device`, or None (said once in the log) when it cannot be had."""
+    metric_class = METRICS[name]
     try:
-        loaded = create()
-    except unavailable as exc:
-        logger.warning("%s -- the %s column stays empty", exc, what)
+        metric = metric_class.load(device, weights_file)
+    except MetricUnavailable as exc:
+        logger.warning("%s -- the %s column stays empty", exc, metric_class.title)
         return None
-    if loaded is None:
-        logger.warning("%s -- the %s column stays empty", reason(), what)
-    return loaded
-
-
-def load_lpips(device: torch.device, weights_file: str | None = None) -> LpipsMetric | None:
-    """LPIPS (AlexNet) on `device`."""
-    return _load("LPIPS", lambda: LpipsMetric.create(device, weights_file), LpipsUnavailable, unavailable_reason)
-
-
-def load_fid(device: torch.device, weights_file: str | None = None) -> FidAccumulator | None:
-    """FID's Inception on `device`, with an empty accumulator."""
-    inception = _load("FID", lambda: FidInception.create(device, weights_file), FidUnavailable,
-                      fid_unavailable_reason)
-    return FidAccumulator(inception) if inception is not None else None
+    if metric is None:
+        logger.warning("%s -- the %s column stays empty", metric_class.unavailable(), metric_class.title)
+    return metric
 
 
 @dataclass(frozen=True)
 class Scorer:
-    """`scorer(out, out_u8, gt, gt_u8) -> {metric: [value per image]}`, and the FID features of
-    the sweep points (`fid`, None without FID)."""
+    """`scorer(out, gt) -> {metric: [value per image]}` for the per-image metrics, and the set
+    metrics of the sweep points (`sets`)."""
 
     crop: int
-    lpips: LpipsMetric | None = None
-    fid: FidAccumulator | None = None
+    images: Mapping[str, ImageMetric] = field(default_factory=dict)
+    sets: Mapping[str, SetMetric] = field(default_factory=dict)
 
-    def __call__(self, out: Tensor, out_u8: Tensor, gt: Tensor, gt_u8: Tensor) -> dict[str, list[float]]:
-        metrics = batch_image_metrics(out_u8, gt_u8, self.crop)
-        if self.lpips is not None:
-            metrics["lpips"] = self.lpips(out, gt)
-        return {name: values.tolist() for name, values in metrics.items()}
+    @classmethod
+    def load(cls, names: Sequence[str], crop: int, device: torch.device,
+             weights: Mapping[str, str | None] | None = None) -> "Scorer":
+        """The metrics `names` (those whose weights are missing are left out, with a warning)."""
+        weights = weights or {}
+        loaded = {name: load_metric(name, device, weights.get(name)) for name in names}
+        return cls(crop, {n: m for n, m in loaded.items() if isinstance(m, ImageMetric)},
+                   {n: m for n, m in loaded.items() if isinstance(m, SetMetric)})
 
-    def fid_score(self, key: Hashable, task: str) -> FidScore | None:
-        return self.fid.score(key, task) if self.fid is not None and task in self.fid.gt else None
+    def __call__(self, out: Tensor, gt: Tensor, out_u8: Tensor | None = None, gt_u8: Tensor | None = None
+                 ) -> dict[str, list[float]]:
+        """Per-image metrics of the float outputs `out` against the GT (both [B, 3, H, W])."""
+        batch = ScoreBatch(out, quantize_to_uint8(out) if out_u8 is None else out_u8, gt,
+                           quantize_to_uint8(gt) if gt_u8 is None else gt_u8, self.crop)
+        return {name: metric(batch).tolist() for name, metric in self.images.items()}
+
+    def add(self, point: Hashable, indices: Sequence[int], out_u8: Tensor) -> None:
+        """A point's 8-bit outputs, for its set metrics."""
+        for metric in self.sets.values():
+            metric.add(point, indices, out_u8)
+
+    def set_scores(self, point: Hashable, task: str) -> dict[str, SetScore]:
+        return {name: metric.score(point, task) for name, metric in self.sets.items() if metric.has_reference(task)}

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from uir.common.errors import DataError, DatarootNotFoundError
 from uir.data.paired import ImagePair, pair_folders
-from uir.options.schema import REFERENCE_TASKS, EvalOptions
+from uir.options.blocks import REFERENCE_TASKS
+from uir.options.schema import DataOptions
 from uir.common.checks import closest
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def _task_under_root(root: Path, task: str, source: str, max_images: int | None)
     return TaskData(task, tuple(pairs), folder / "LQ", gt)
 
 
-def resolve_tasks(options: EvalOptions) -> list[TaskData]:
+def resolve_tasks(options: DataOptions) -> list[TaskData]:
     """The test sets of a run, with their image lists (checked: folders exist, counts match)."""
     if options.data_root is not None:
         root = Path(options.data_root)

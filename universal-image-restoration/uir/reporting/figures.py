@@ -16,10 +16,9 @@ from matplotlib.figure import Figure
 
 from uir.reporting.paper import PaperValues
 from uir.reporting.runs import ResultRow
-from uir.reporting.tables import METRIC_TITLES
+from uir.metrics.registry import METRICS
 
 FIGURE_METRICS = ("fid", "lpips", "psnr", "ssim")
-LOWER_IS_BETTER = {"fid", "lpips"}
 
 
 def _panel(ax, metric: str, rows: Sequence[ResultRow], paper: PaperValues, task: str) -> None:
@@ -43,11 +42,11 @@ def _panel(ax, metric: str, rows: Sequence[ResultRow], paper: PaperValues, task:
         if row.is_input and row.metrics[metric] is not None:
             ax.axhline(row.metrics[metric], color="0.4", linestyle=":", label="input (LQ)")
             drawn = True
-    arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-    ax.set_title(f"{METRIC_TITLES[metric]} ({arrow})")
+    arrow = "higher is better" if METRICS[metric].higher_is_better else "lower is better"
+    ax.set_title(f"{METRICS[metric].title} ({arrow})")
     ax.set_xlabel("NFE")
     if not drawn:
-        ax.text(0.5, 0.5, f"no {METRIC_TITLES[metric]} values in these runs", ha="center", va="center",
+        ax.text(0.5, 0.5, f"no {METRICS[metric].title} values in these runs", ha="center", va="center",
                 transform=ax.transAxes, color="0.4")
     if nfes:
         ax.set_xscale("log")

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from uir.metrics.registry import METRICS, count_column, set_metric_names
+
 RESULTS_FILE = "results.json"
 INPUT_SAMPLER = "input"
-METRICS = ("fid", "lpips", "psnr", "ssim", "psnr_y", "ssim_y")
 REQUIRED_COLUMNS = ("task", "sampler", "nfe")
 
 
@@ -35,7 +36,7 @@ class ResultRow:
     metrics: Mapping[str, float | None]
     sec_per_image: float | None
     images: int | None
-    fid_images: int | None
+    counts: Mapping[str, int | None]  # images each set metric (FID) used
 
     @property
     def is_input(self) -> bool:
@@ -74,10 +75,10 @@ def _row(run: Path, index: int, raw: Any) -> ResultRow:
         label=str(raw.get("label") or sampler),
         sampler=sampler,
         nfe=None if sampler == INPUT_SAMPLER else nfe,
-        metrics={m: _number(raw.get(m), f"{where}.{m}") for m in METRICS},
+        metrics={m: _number(raw.get(m), f"{where}.{m}") for m in METRICS.names()},
         sec_per_image=_number(raw.get("sec_per_image"), f"{where}.sec_per_image"),
         images=_count(raw.get("images"), f"{where}.images"),
-        fid_images=_count(raw.get("fid_images"), f"{where}.fid_images"),
+        counts={m: _count(raw.get(count_column(m)), f"{where}.{count_column(m)}") for m in set_metric_names()},
     )
 
 
@@ -128,4 +129,4 @@ def read_runs(run_dirs: Sequence[str | os.PathLike]) -> tuple[list[ResultRow], l
     return combine(read_run(d) for d in run_dirs)
 
 
-__all__ = ["INPUT_SAMPLER", "METRICS", "RESULTS_FILE", "ReportError", "ResultRow", "combine", "read_run", "read_runs"]
+__all__ = ["INPUT_SAMPLER", "RESULTS_FILE", "ReportError", "ResultRow", "combine", "read_run", "read_runs"]

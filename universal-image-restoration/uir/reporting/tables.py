@@ -12,18 +12,30 @@ from typing import Any
 
 from uir.evaluation.tables import to_markdown as table_markdown
 from uir.evaluation.tables import write_csv
+from uir.metrics.registry import METRICS, count_column, set_metric_names
 from uir.reporting.paper import PAPER_METRICS, PaperValues
-from uir.reporting.runs import METRICS, ResultRow
+from uir.reporting.runs import ResultRow
 
-METRIC_TITLES = {"fid": "FID", "lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM", "psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y"}
-DIGITS = {"fid": 2, "lpips": 4, "psnr": 2, "ssim": 4, "psnr_y": 2, "ssim_y": 4, "sec_per_image": 3}
-# Cell formats of the Markdown tables: a paper column as its metric.
-FORMATS = {key: f"{{:.{d}f}}" for m, d in DIGITS.items() for key in (m, f"paper_{m}")}
-CSV_COLUMNS = (
-    "task", "label", "nfe",
-    *(column for m in METRICS for column in ((m, f"paper_{m}") if m in PAPER_METRICS else (m,))),
-    "sec_per_image", "images", "fid_images", "sampler", "run", "paper_source",
-)
+SECONDS_DIGITS = 3
+
+
+def report_metrics() -> tuple[str, ...]:
+    """The metrics of the report: the paper's first (FID, LPIPS, PSNR, SSIM), then every other
+    registered metric in registry order."""
+    return (*PAPER_METRICS, *(m for m in METRICS.names() if m not in PAPER_METRICS))
+
+
+def formats() -> dict[str, str]:
+    """Cell formats of the Markdown tables: each metric's declared digits, a paper column as its metric."""
+    out = {key: f"{{:.{METRICS[m].digits}f}}" for m in report_metrics() for key in (m, f"paper_{m}")}
+    return {**out, "sec_per_image": f"{{:.{SECONDS_DIGITS}f}}"}
+
+
+def csv_columns() -> tuple[str, ...]:
+    counts = tuple(count_column(m) for m in set_metric_names())
+    return ("task", "label", "nfe",
+            *(column for m in report_metrics() for column in ((m, f"paper_{m}") if m in PAPER_METRICS else (m,))),
+            "sec_per_image", "images", *counts, "sampler", "run", "paper_source")
 
 
 def report_rows(rows: Sequence[ResultRow], paper: PaperValues) -> list[dict[str, Any]]:
@@ -32,7 +44,8 @@ def report_rows(rows: Sequence[ResultRow], paper: PaperValues) -> list[dict[str,
     for row in rows:
         out: dict[str, Any] = {"task": row.task, "label": row.label, "nfe": row.nfe, **row.metrics,
                                "sec_per_image": row.sec_per_image, "images": row.images,
-                               "fid_images": row.fid_images, "sampler": row.sampler, "run": row.run}
+                               **{count_column(m): n for m, n in row.counts.items()}, "sampler": row.sampler,
+                               "run": row.run}
         sources = []
         for metric in PAPER_METRICS:
             published = None if row.is_input else paper.get(row.task, row.label, metric, row.nfe)
@@ -45,15 +58,17 @@ def report_rows(rows: Sequence[ResultRow], paper: PaperValues) -> list[dict[str,
 
 
 def write_report_csv(path: str | os.PathLike, table: Sequence[dict[str, Any]]) -> None:
-    write_csv(path, table, CSV_COLUMNS)
+    write_csv(path, table, csv_columns())
 
 
 def _markdown_columns() -> list[tuple[str, str]]:
     """(header, key) of a task's Markdown table."""
     columns = [("label", "label"), ("NFE", "nfe")]
     for metric in PAPER_METRICS:
-        columns += [(METRIC_TITLES[metric], metric), (f"{METRIC_TITLES[metric]} (paper)", f"paper_{metric}")]
-    return columns + [("s / image", "sec_per_image"), ("images", "images"), ("FID images", "fid_images")]
+        title = METRICS[metric].title
+        columns += [(title, metric), (f"{title} (paper)", f"paper_{metric}")]
+    counts = [(f"{METRICS[m].title} images", count_column(m)) for m in set_metric_names()]
+    return columns + [("s / image", "sec_per_image"), ("images", "images"), *counts]
 
 
 def to_markdown(table: Sequence[dict[str, Any]]) -> str:
@@ -65,10 +80,10 @@ def to_markdown(table: Sequence[dict[str, Any]]) -> str:
     for task in dict.fromkeys(row["task"] for row in table):
         rows = [r for r in table if r["task"] == task]
         lines += [f"## {task}", "", table_markdown(rows, [k for _, k in columns], titles={k: h for h, k in columns},
-                                                   formats=FORMATS).rstrip("\n")]
+                                                   formats=formats()).rstrip("\n")]
         sources = list(dict.fromkeys(r["paper_source"] for r in table if r["task"] == task and r["paper_source"]))
         lines += [""] + [f"Paper values: {s}." for s in sources] + ([""] if sources else [])
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["CSV_COLUMNS", "METRIC_TITLES", "report_rows", "to_markdown", "write_report_csv"]
+__all__ = ["csv_columns", "formats", "report_metrics", "report_rows", "to_markdown", "write_report_csv"]

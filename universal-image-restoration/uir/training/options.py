@@ -24,9 +24,9 @@ from uir.common.checks import (
 from uir.common.declared import Block, option, read
 from uir.data.demo import MAX_SIZE
 from uir.options.loader import load_with
-from uir.options.schema import NetworkOptions
-from uir.samplers.config import SamplerConfig
-from uir.samplers.registry import SAMPLERS, build_sampler
+from uir.options.blocks import NetworkOptions
+from uir.samplers.options import SamplerBlock, SamplerOptions, sampler_block
+from uir.samplers import SAMPLERS, build_sampler
 from uir.sde.irsde import IRSDE
 from uir.sde.predictions import FIT_TARGETS
 from uir.sde.settings import IRSDESettings
@@ -105,7 +105,7 @@ class ValSettings(Block):
     tasks: tuple[str, ...] | None = option(None, check=optional(names()))
     max_images_per_task: int | None = option(None, check=optional(integer(minimum=1)))
     sampler: str = option("mrsampler", check=choice(SAMPLERS))
-    sampler_options: SamplerConfig = option(block=SamplerConfig, help="a test.py `sampler:` block")
+    sampler_options: SamplerBlock = option(factory=SamplerBlock, check=sampler_block, help="a test.py `sampler:` block")
     batch_size: int = option(8, check=integer(minimum=1))
     crop_border: int = option(0, check=integer(minimum=0))
     seed: int = option(0, check=integer(minimum=0))
@@ -189,7 +189,7 @@ class TrainOptions(Block):
         if self.train.init == "noise_skip" and self.fit_target != "noise":
             raise ValueError(f"train.init: noise_skip starts the network as a noise predictor; it needs fit_target: "
                              f"noise (got {self.fit_target!r}); use init: default")
-        given = self.datasets.val.sampler_options.fit_target
+        given = self.datasets.val.sampler_options.given.get("fit_target")
         if given is not None and given != self.fit_target:
             raise ValueError(
                 f"datasets.val.sampler_options.fit_target: {given!r} differs from fit_target {self.fit_target!r}; "
@@ -205,9 +205,11 @@ class TrainOptions(Block):
         return os.path.join(self.experiments_root, self.name)
 
     @property
-    def val_sampler(self) -> SamplerConfig:
-        """The validation sampler's block, reading the network as it is trained."""
-        return replace(self.datasets.val.sampler_options, fit_target=self.fit_target)
+    def val_sampler(self) -> SamplerOptions:
+        """The validation sampler's options, reading the network as it is trained."""
+        val = self.datasets.val
+        return val.sampler_options.options_for(SAMPLERS[val.sampler], "datasets.val.sampler_options",
+                                               fit_target=self.fit_target)
 
 
 def parse_train_options(raw: Any) -> TrainOptions:

@@ -35,7 +35,7 @@ from uir.models.networks import build_network, describe_network, network_argumen
 from uir.common.errors import ExperimentError
 from uir.restoration import Restorer
 from uir.runtime import NetworkCall, resolve_device
-from uir.samplers import SamplerConfig, build_sampler
+from uir.samplers import SamplerOptions, build_sampler
 from uir.sde.irsde import IRSDE
 from uir.training.data import PairSet, PatchSampler, demo_manifest_mismatch, ensure_demo_data, load_pairs
 from uir.training.ema import EMA
@@ -121,7 +121,7 @@ class ValidationResult:
 
 @torch.no_grad()
 def validate(model: nn.Module, sde: IRSDE, val_data: dict[str, list[PairSet]], settings: ValSettings,
-             sampler_options: SamplerConfig, device: torch.device, step: int = 0) -> ValidationResult:
+             sampler_options: SamplerOptions, device: torch.device, step: int = 0) -> ValidationResult:
     """Restore every validation image with the configured sampler, as test.py does (image i of a
     task seeded with `settings.seed + i`, whatever the batch size), and score it against GT."""
     start = time.perf_counter()
