@@ -41,3 +41,7 @@ class RunFolderError(UserError, ValueError):
 
 class ExperimentError(UserError, RuntimeError):
     """A training experiment folder cannot be created or resumed as asked."""
+
+
+class ImageInputError(UserError, ValueError):
+    """An image given to the Python API cannot be read unambiguously (its dtype, range or shape)."""
