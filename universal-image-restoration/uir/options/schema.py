@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from uir.common.checks import (
-    boolean, check_int, choice, folder_name, integer, names, number, optional, file_path, text, unique,
+    boolean, check_int, choice, folder_name, integer, label_text, names, number, optional, file_path, text, unique,
 )
 from uir.common.declared import Block, keys_of, option, read
 from uir.models.networks import network_arguments
@@ -199,7 +199,7 @@ class RunSpec(Block):
 
     sampler: str = option(check=choice(SAMPLERS), missing="the sampler of this run")
     nfe: tuple[int, ...] = option(check=_nfe_list, missing="the NFE (or a list of NFEs) of this run")
-    label: str | None = option(None, check=text, help="its name in tables, folders and plots (default: the sampler)")
+    label: str | None = option(None, check=label_text, help="its name in tables, folders and plots (default: the sampler)")
     set: dict[str, Any] = option(factory=dict, check=_sampler_overrides, help="sampler: keys that differ for this run")
 
 
