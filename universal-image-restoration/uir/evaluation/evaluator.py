@@ -209,7 +209,7 @@ def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: l
 
 def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[TaskData], dict[str, list[Size]]]:
     """Everything a run needs, checked before its folder is touched: device (the rank's GPU under
-    torchrun), test sets, sweep, network, DA-CLIP, metrics and the batch size."""
+    torchrun), test sets, sweep, metrics, network, DA-CLIP and the batch size."""
     device = ctx.device if ctx.is_distributed else options.runtime.resolve_device()
     logger.info("device: %s", describe_device(device))
     crop = options.effective_crop_border
@@ -217,11 +217,11 @@ def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[Ta
     sizes = {task.name: image_sizes(task, crop if options.metrics else None) for task in tasks}
     sde = IRSDE.from_settings(options.sde)
     points = build_sweep(options, sde)
-    restorer = load_restorer(options, device=device, sde=sde)
-    scorer = None
+    scorer = None  # before the networks: a weights file named but unusable stops the run at once
     if options.metrics:
         scorer = Scorer(crop, load_lpips(device, options.lpips_weights) if options.lpips else None,
                         load_fid(device, options.fid_weights) if options.fid else None)
+    restorer = load_restorer(options, device=device, sde=sde)
     every_size = [s for task_sizes in sizes.values() for s in task_sizes]
     batch_size = _batch_size(options, restorer, every_size)
     _warm_up(options, restorer, batch_size, every_size)

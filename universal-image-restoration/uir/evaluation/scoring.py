@@ -17,6 +17,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
+from uir.common.errors import WeightsFileError
 from uir.metrics import LpipsMetric, LpipsUnavailable, batch_image_metrics, unavailable_reason
 from uir.metrics.fid import FidAccumulator, FidInception, FidScore, FidUnavailable, fid_unavailable_reason
 
@@ -25,9 +26,12 @@ T = TypeVar("T")
 
 
 def _load(what: str, create: Callable[[], T | None], unavailable: type[Exception], reason: Callable[[], str]) -> T | None:
-    """A metric's network, or None (said once in the log) when its weights are not available."""
+    """A metric's network, or None (said once in the log) when its weights are not available; a
+    weights file that is named or cached but unusable raises (WeightsFileError)."""
     try:
         loaded = create()
+    except WeightsFileError:
+        raise
     except unavailable as exc:
         logger.warning("%s -- the %s column stays empty", exc, what)
         return None
