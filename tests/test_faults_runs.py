@@ -79,6 +79,22 @@ def test_a_replaced_run_that_cannot_be_put_back_safely_is_named(tmp_path):
     assert not (tmp_path / "t").exists()
 
 
+def test_an_old_style_aside_is_put_back_and_one_of_a_live_overwrite_is_left_alone(tmp_path):
+    old = tmp_path / ".t.replaced-99999999"  # as earlier versions named it; no such process
+    old.mkdir()
+    (old / "run.json").write_text(json.dumps({"status": "finished"}))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "run.json").write_text(json.dumps({"status": "running"}))  # the killed overwrite's run
+    RunFolder.claim(str(tmp_path), "t", overwrite=False, resume=False).release()
+    assert json.loads((tmp_path / "t" / "run.json").read_text())["status"] == "finished" and not old.exists()
+    live = tmp_path / f".u.replaced-{os.getpid()}-{process_start(os.getpid())}"  # an overwrite of this process
+    live.mkdir()
+    (live / "run.json").write_text(json.dumps({"status": "finished"}))
+    (tmp_path / "u").mkdir()  # its new folder, between its mkdir and its lock
+    RunFolder.claim(str(tmp_path), "u", overwrite=False, resume=False).release()
+    assert json.loads((live / "run.json").read_text())["status"] == "finished"  # not put back under its feet
+
+
 @contextmanager
 def _live_process():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

@@ -45,8 +45,9 @@ OPTIONS_FILE = "options.yml"
 STATUS_FILE = "run.json"
 LOCK_FILE = ".lock"
 LOG_FILE = "test.log"
-# `--overwrite` keeps the run it replaces as `.<name>.replaced-<pid>` until its first result, then
-# renames it `.<name>.discarded-<pid>` and deletes it.
+# `--overwrite` keeps the run it replaces as `.<name>.replaced-<pid>-<start>` (the process that
+# moved it: `LockOwner`) until its first result, then renames it `.<name>.discarded-<pid>-<start>`
+# and deletes it. Earlier versions wrote `.<name>.replaced-<pid>`.
 REPLACED = "replaced"
 DISCARDED = "discarded"
 
@@ -190,9 +191,16 @@ def _mkdir(path: Path, what: str) -> None:
         raise RunFolderError(f"{what}: cannot create {path}: {exc.strerror or exc}") from exc
 
 
-def _asides(root: Path, name: str, state: str) -> list[Path]:
-    pattern = re.compile(rf"^\.{re.escape(name)}\.{state}-(\d+)$")
-    return sorted(child for child in root.iterdir() if pattern.match(child.name)) if root.is_dir() else []
+def _aside_name(name: str, state: str) -> str:
+    return f".{name}.{state}-{os.getpid()}-{process_start(os.getpid()) or 0}"
+
+
+def _stale_asides(root: Path, name: str, state: str) -> list[Path]:
+    """`name`'s runs set aside in `state` by an --overwrite whose process is gone."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.{state}-(\d+)(?:-(\d+))?$")
+    found = [(child, m) for child in (root.iterdir() if root.is_dir() else ()) if (m := pattern.match(child.name))]
+    return sorted(child for child, m in found
+                  if not LockOwner(int(m.group(1)), socket.gethostname(), m.group(2) or None).alive())
 
 
 def _killed_replacement(target: Path) -> bool:
@@ -212,16 +220,12 @@ def recover_replaced(root: Path, name: str) -> None:
     loss) before its first result, replacing the unfinished folder it left; a leftover of a
     deletion that was cut short is deleted. Where the state is not that one, raise, saying where
     the replaced run is. An `--overwrite` still running (its folder locked) is left alone."""
-    for discarded in _asides(root, name, DISCARDED):
+    for discarded in _stale_asides(root, name, DISCARDED):
         shutil.rmtree(discarded, ignore_errors=True)
-    replaced = _asides(root, name, REPLACED)
+    replaced = _stale_asides(root, name, REPLACED)
     target = root / name
     if not replaced or (target.exists() and lock_holder(target) is not None):
         return
-    if not target.exists():  # the process died between moving the run aside and creating the new folder
-        replaced = [p for p in replaced if not _pid_alive(int(p.name.rsplit("-", 1)[1]))]
-        if not replaced:
-            return
     if len(replaced) > 1 or not _killed_replacement(target):
         raise RunFolderError(
             f"{target}: an earlier --overwrite ended before its first result and left the run it replaced in "
@@ -310,7 +314,7 @@ class RunFolder:
             holder = lock_holder(target)
             if holder is not None:
                 raise RunFolderError(f"overwrite (--overwrite): {holder.refusal(target)}")
-            aside = root / f".{name}.{REPLACED}-{os.getpid()}"
+            aside = root / _aside_name(name, REPLACED)
             target.rename(aside)
         _mkdir(root, "results_root")
         try:
@@ -321,10 +325,13 @@ class RunFolder:
             raise RunFolderError(f"overwrite (--overwrite): another run created {target} just now") from exc
         folder = cls(target, "overwrite", aside)
         try:
-            _take_lock(target)
+            taken = _take_lock(target)
         except RunFolderError:
             folder.put_back()
             raise
+        if not taken:  # a new run took the empty folder between the mkdir and the lock
+            raise RunFolderError(f"overwrite (--overwrite): another run claimed {target} just now; the run it was to "
+                                 f"replace is in {aside}")
         return folder
 
     @property
