@@ -20,8 +20,10 @@ import pytest
 
 from helpers import REPO
 from uir.common.errors import RunFolderError
+from uir.evaluation import run
 from uir.evaluation.run_folder import LockOwner, RunFolder, lock_holder, process_start
 from uir.evaluation.writer import write_png
+from uir.options import build_arg_parser, load_options, overrides_from_args
 
 DEMO = REPO / "options" / "demo.yml"
 QUICK = ["--dataset", "noisy", "--max-images", "1", "--no-lpips", "--no-fid", "--device", "cpu", "--batch-size", "1"]
@@ -30,8 +32,8 @@ QUICK = ["--dataset", "noisy", "--max-images", "1", "--no-lpips", "--no-fid", "-
 def test_test_py_puts_back_the_run_an_overwrite_killed_before_its_first_result(tmp_path):
     root = tmp_path / "results"
     base = [sys.executable, "test.py", "-opt", str(DEMO), *QUICK, "--results-root", str(root)]
-    first = subprocess.run(base + ["--sampler", "mrsampler", "--nfe", "2"], cwd=REPO, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
+    args = build_arg_parser().parse_args([*base[2:], "--sampler", "mrsampler", "--nfe", "2"])
+    run(load_options(args.opt, overrides_from_args(args)), progress=False)  # test.py's first run, in this process
     old = {p.relative_to(root / "demo"): p.read_bytes() for p in (root / "demo").rglob("*") if p.is_file()}
     # posterior at NFE 100: seconds before the first result, the old run waits aside all that time
     proc = subprocess.Popen(base + ["--sampler", "posterior", "--nfe", "100", "--overwrite"], cwd=REPO,
@@ -48,6 +50,10 @@ def test_test_py_puts_back_the_run_an_overwrite_killed_before_its_first_result(t
     for mode in ("new", "overwrite", "resume"):
         states[mode] = tmp_path / mode
         shutil.copytree(root, states[mode], symlinks=True)
+    lock = json.loads((root / "demo" / ".lock").read_text())  # the killed run's
+    assert lock["host"] == socket.gethostname() and lock["start"] == lock["start"].strip() != ""
+    # As if its pid now named another live process (pid 1 always runs): still no holder.
+    (states["resume"] / "demo" / ".lock").write_text(json.dumps({**lock, "pid": 1}))
 
     again = subprocess.run(base + ["--sampler", "mrsampler", "--nfe", "2"], cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
