@@ -139,7 +139,7 @@ def _argument(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _integer(value: Any) -> Any:
     """numpy and 0-d tensor integers as int; anything else as it is (for check_int to judge)."""
-    if isinstance(value, (bool, np.bool_)) or isinstance(value, (float, np.floating)):
+    if isinstance(value, (bool, np.bool_, float, np.floating)):
         return value
     try:
         return operator.index(value)
@@ -222,7 +222,7 @@ def image_from_unit_range(x: Tensor, form: ImageForm) -> np.ndarray | Tensor:
 
 def _check_shape(shape: tuple[int, ...], form: ImageForm, where: str) -> None:
     layout = "[H, W, 3]" if form.numpy else "[3, H, W]"
-    channels = shape[-1] if form.numpy else shape[-3] if len(shape) >= 3 else None
+    channels = None if len(shape) < 3 else shape[-1] if form.numpy else shape[-3]
     kind = "numpy image" if form.numpy else "tensor image"
     if len(shape) not in (3, 4) or channels != 3:
         hint = ""
