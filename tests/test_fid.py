@@ -195,7 +195,7 @@ def test_fid_weights_from_the_hub_cache_or_a_named_file(torch_home, random_weigh
     with pytest.raises(FidUnavailable, match="nothing.pth does not exist"):
         FidInception.create("cpu", weights_file=tmp_path / "nothing.pth")
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "wrong.pth")
-    with pytest.raises(FidUnavailable, match="wrong.pth do not fit the FID Inception"):
+    with pytest.raises(FidUnavailable, match="wrong.pth does not fit the FID Inception"):
         FidInception.load("cpu", weights_file=tmp_path / "wrong.pth")
 
 

@@ -153,17 +153,64 @@ def text(key: str, value: Any) -> str | None:
     raise ValueError(f"{key}: expected a string or ~ (null), got {value!r}")
 
 
+def not_a_file(path: str | os.PathLike) -> str:
+    """How a path that is not a regular file is described: "does not exist", "is a directory", ..."""
+    if not os.path.lexists(path):
+        return "does not exist"
+    if os.path.isdir(path):
+        return "is a directory"
+    if not os.path.exists(path):
+        return "is a broken symbolic link"
+    return "is not a regular file (a device, pipe or socket)"
+
+
 def file_path(key: str, value: Any) -> str | None:
     """A file or folder path with `~` expanded; None or blank is None."""
     out = text(key, value)
     return os.path.expanduser(out) if out is not None else None
 
 
+# A file or folder name holds at most 255 bytes on the usual file systems (ext4, XFS, btrfs, APFS).
+NAME_MAX_BYTES = 255
+# What a run adds to the names it makes files of: a run's name also names
+# `.<name>.discarded-<pid>-<start>` beside its folder (a pid has at most 7 digits on Linux, a
+# process start time at most 20); a label names `<label>_nfe<N>` (N at most 100000,
+# samplers.config.MAX_STEPS).
+NAME_RESERVED_BYTES = len("..discarded-4194304-18446744073709551615")
+LABEL_RESERVED_BYTES = len("_nfe100000")
+# No name or label may hold a control character (NUL, CR, LF, tab, ...), a Unicode line or
+# paragraph separator, or a lone surrogate: they break file names, logs and tables.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _fits_a_file_name(key: str, value: str, reserved: int, what: str) -> str:
+    """`value`, refused when it holds an unprintable character or is too long to be part of a file
+    name with `reserved` more bytes."""
+    bad = _UNPRINTABLE.search(value)
+    if bad:
+        raise ValueError(f"{key}: {value!r} holds the character U+{ord(bad.group()):04X} at position {bad.start()}; "
+                         f"{what} may not hold control characters (NUL, CR, LF, ...) or line separators")
+    size = len(value.encode("utf-8"))
+    if size > NAME_MAX_BYTES - reserved:
+        raise ValueError(f"{key}: {value[:24]!r}... is {size} bytes long (UTF-8); {what} must be at most "
+                         f"{NAME_MAX_BYTES - reserved} bytes (a file name holds {NAME_MAX_BYTES}, and the run adds up "
+                         f"to {reserved})")
+    return value
+
+
 def folder_name(key: str, value: Any) -> str:
-    """A plain name that becomes a folder of the results: no path separators."""
+    """A plain name that becomes a folder of the results: no path separators, nothing unprintable,
+    short enough for the folders made from it."""
     if not isinstance(value, str) or not value or "/" in value or "\\" in value or value in (".", ".."):
         raise ValueError(f"{key}: {value!r} is not a plain name (it becomes a folder name; no slashes)")
-    return value
+    return _fits_a_file_name(key, value, NAME_RESERVED_BYTES, "a name")
+
+
+def label_text(key: str, value: Any) -> str | None:
+    """A sweep point's label (text, None when blank): nothing unprintable, and short enough for
+    the folder `<label>_nfe<N>` it names."""
+    out = text(key, value)
+    return None if out is None else _fits_a_file_name(key, out, LABEL_RESERVED_BYTES, "a label")
 
 
 def names(*, allow_empty: bool = False, item: Check | None = None) -> Check:

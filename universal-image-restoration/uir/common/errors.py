@@ -41,3 +41,12 @@ class RunFolderError(UserError, ValueError):
 
 class ExperimentError(UserError, RuntimeError):
     """A training experiment folder cannot be created or resumed as asked."""
+
+
+class ImageInputError(UserError, ValueError):
+    """An image given to the Python API cannot be read unambiguously (its dtype, range or shape)."""
+
+
+class WeightsFileError(UserError, ValueError):
+    """A metric's weights file that an option names, or that the torch hub cache holds, cannot be
+    used (missing weights that were never named are no error: the metric's column stays empty)."""

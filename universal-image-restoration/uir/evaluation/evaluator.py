@@ -223,7 +223,7 @@ def _warm_up(options: EvalOptions, restorer: Restorer, batch_size: int, sizes: l
 
 def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[TaskData], dict[str, list[Size]]]:
     """Everything a run needs, checked before its folder is touched: device (the rank's GPU under
-    torchrun), test sets, sweep, network, DA-CLIP, metrics and the batch size."""
+    torchrun), test sets, sweep, metrics, network, DA-CLIP and the batch size."""
     device = ctx.device if ctx.is_distributed else options.restorer.runtime.resolve_device()
     options = options.for_device(device)
     logger.info("device: %s", describe_device(device))
@@ -234,10 +234,10 @@ def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[Ta
     sde = IRSDE.from_settings(options.restorer.sde)
     points = options.points
     samplers = build_sweep(options.restorer, points, sde)
-    restorer = load_restorer(options.restorer, device=device, sde=sde)
-    scorer = None
+    scorer = None  # before the networks: a weights file named but unusable stops the run at once
     if metrics:
         scorer = Scorer.load(metrics, crop, device, {n: options.scoring.weights_file(n) for n in metrics})
+    restorer = load_restorer(options.restorer, device=device, sde=sde)
     every_size = [s for task_sizes in sizes.values() for s in task_sizes]
     batch_size = _batch_size(options, restorer, every_size)
     _warm_up(options, restorer, batch_size, every_size)

@@ -5,7 +5,8 @@ Layout of ``<results_root>/<name>[_N]/``::
     options.yml                      the resolved options (every key, defaults included)
     run.json                         status (running / finished / interrupted / failed), device, times,
                                      the settings fingerprint a resume must match
-    .lock                            the process id of the run that holds the folder, while it runs
+    .lock                            the run that holds the folder, while it runs: process id, host and
+                                     the process's start time (a reused process id is not the holder)
     test.log                         the log
     per_image.csv                    one row per (task, sweep point, image)
     results.csv | .md | .json        one row per (task, sweep point)
@@ -14,7 +15,8 @@ Layout of ``<results_root>/<name>[_N]/``::
 A new run claims a folder with an atomic ``mkdir`` (``<name>``, else ``<name>_2``, ``_3``, ...),
 so two runs started together never share one. ``overwrite`` moves the old ``<name>`` aside and
 deletes it only once the new run has its first result (it is put back if the new run fails
-before that). ``resume`` continues the newest ``<name>[_N]`` (or a given folder) unless another
+before that, and by the next claim of the name if it was killed before that: `recover_replaced`).
+``resume`` continues the newest ``<name>[_N]`` (or a given folder) unless another
 live process holds it.
 """
 from __future__ import annotations
@@ -25,9 +27,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,11 @@ OPTIONS_FILE = "options.yml"
 STATUS_FILE = "run.json"
 LOCK_FILE = ".lock"
 LOG_FILE = "test.log"
+# `--overwrite` keeps the run it replaces as `.<name>.replaced-<pid>-<start>` (the process that
+# moved it: `LockOwner`) until its first result, then renames it `.<name>.discarded-<pid>-<start>`
+# and deletes it. Earlier versions wrote `.<name>.replaced-<pid>`.
+REPLACED = "replaced"
+DISCARDED = "discarded"
 
 
 def run_dir_name(name: str, n: int) -> str:
@@ -71,24 +80,108 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def lock_holder(folder: Path) -> int | None:
-    """The process id in `folder`'s lock when that process is alive (a stale lock counts as none)."""
+def process_start(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat on
+    Linux); None where that cannot be read (no such process, no /proc)."""
     try:
-        pid = int((folder / LOCK_FILE).read_text(encoding="utf-8").strip() or 0)
-    except (OSError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return None
-    return pid if pid and pid != os.getpid() and _pid_alive(pid) else None
+    fields = stat.rpartition(")")[2].split()  # the name (field 2) may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None  # fields[0] is field 3
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    """The process a `.lock` names: its id, and (written since issue #26) its host and start
+    time, which tell a reused process id from the process that took the lock."""
+
+    pid: int
+    host: str | None = None  # None: a lock of an older version (the pid alone)
+    start: str | None = None  # `process_start(pid)` when the lock was taken; None where unknown
+
+    @classmethod
+    def this_process(cls) -> "LockOwner":
+        return cls(os.getpid(), socket.gethostname(), process_start(os.getpid()))
+
+    @classmethod
+    def parse(cls, text: str) -> "LockOwner | None":
+        """A lock's contents: JSON {pid, host, start}, or an older lock's bare pid; None if neither."""
+        text = text.strip()
+        try:
+            if text.isdigit():
+                return cls(int(text))
+            raw = json.loads(text)
+            return cls(int(raw["pid"]), raw.get("host"), raw.get("start"))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def text(self) -> str:
+        return json.dumps({"pid": self.pid, "host": self.host, "start": self.start}) + "\n"
+
+    @property
+    def elsewhere(self) -> bool:
+        """Taken on another host: this one cannot see whether that process still runs."""
+        return self.host is not None and self.host != socket.gethostname()
+
+    @property
+    def is_this_process(self) -> bool:
+        return not self.elsewhere and self.pid == os.getpid() and self.start in (None, process_start(self.pid))
+
+    def alive(self) -> bool:
+        """Whether the lock's process still runs: its pid is alive and, where the start time was
+        recorded and can be read now, it started then (else the pid was reused); True for a lock
+        of another host, which this one cannot check."""
+        if self.elsewhere:
+            return True
+        if not _pid_alive(self.pid):
+            return False
+        now = process_start(self.pid) if self.start is not None else None
+        return now is None or now == self.start
+
+    def refusal(self, folder: Path) -> str:
+        """Why `folder` cannot be taken, and what to do."""
+        if self.elsewhere:
+            return (f"{folder} is locked by process {self.pid} on host {self.host!r}, not this one "
+                    f"({socket.gethostname()!r}), which cannot tell whether it still runs; if that run has ended, "
+                    f"delete {folder / LOCK_FILE} and rerun")
+        return f"{folder} is in use by a running process (pid {self.pid}); wait for it to end, or stop it"
+
+
+def lock_holder(folder: Path) -> LockOwner | None:
+    """The process that holds `folder`'s lock while it runs (or on another host); None when the
+    lock is free, stale (its process is gone, or its pid now names another process), or ours."""
+    try:
+        owner = LockOwner.parse((folder / LOCK_FILE).read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    if owner is None or owner.is_this_process or not owner.alive():
+        return None
+    return owner
 
 
 def _take_lock(folder: Path) -> bool:
-    """Create `folder`'s lock with this process's id; False when another process made it first."""
+    """Create `folder`'s lock naming this process; False when another process made it first. A
+    lock that cannot be written whole (a full disk) is removed and raises RunFolderError."""
+    path = folder / LOCK_FILE
     try:
-        fd = os.open(folder / LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"{os.getpid()}\n")
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(LockOwner.this_process().text())
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise _write_error(path, exc) from exc
     return True
+
+
+def _write_error(path: Path, exc: OSError) -> RunFolderError:
+    return RunFolderError(f"cannot write {path}: {exc.strerror or exc}"
+                          + (" (the disk is full)" if exc.errno == errno.ENOSPC else ""))
 
 
 def _mkdir(path: Path, what: str) -> None:
@@ -96,6 +189,53 @@ def _mkdir(path: Path, what: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFolderError(f"{what}: cannot create {path}: {exc.strerror or exc}") from exc
+
+
+def _aside_name(name: str, state: str) -> str:
+    return f".{name}.{state}-{os.getpid()}-{process_start(os.getpid()) or 0}"
+
+
+def _stale_asides(root: Path, name: str, state: str) -> list[Path]:
+    """`name`'s runs set aside in `state` by an --overwrite whose process is gone."""
+    pattern = re.compile(rf"^\.{re.escape(name)}\.{state}-(\d+)(?:-(\d+))?$")
+    found = [(child, m) for child in (root.iterdir() if root.is_dir() else ()) if (m := pattern.match(child.name))]
+    return sorted(child for child, m in found
+                  if not LockOwner(int(m.group(1)), socket.gethostname(), m.group(2) or None).alive())
+
+
+def _killed_replacement(target: Path) -> bool:
+    """Whether `target` is what an `--overwrite` killed before its first result leaves: nothing,
+    or a run folder (or its bare lock) that never finished and that no live process holds."""
+    if not target.exists():
+        return True
+    if target.is_symlink() or not target.is_dir() or lock_holder(target) is not None:
+        return False
+    if not is_run_folder(target):
+        return {p.name for p in target.iterdir()} <= {LOCK_FILE}
+    return RunFolder(target, "new").status().get("status") != "finished"
+
+
+def recover_replaced(root: Path, name: str) -> None:
+    """Put back a run that an `--overwrite` of `name` moved aside and then died (SIGKILL, power
+    loss) before its first result, replacing the unfinished folder it left; a leftover of a
+    deletion that was cut short is deleted. Where the state is not that one, raise, saying where
+    the replaced run is. An `--overwrite` still running (its folder locked) is left alone."""
+    for discarded in _stale_asides(root, name, DISCARDED):
+        shutil.rmtree(discarded, ignore_errors=True)
+    replaced = _stale_asides(root, name, REPLACED)
+    target = root / name
+    if not replaced or (target.exists() and lock_holder(target) is not None):
+        return
+    if len(replaced) > 1 or not _killed_replacement(target):
+        raise RunFolderError(
+            f"{target}: an earlier --overwrite ended before its first result and left the run it replaced in "
+            f"{', '.join(map(str, replaced))}; move the one to keep back to {target} (and delete {target} first "
+            f"if it holds nothing you need), then rerun")
+    if target.exists():
+        shutil.rmtree(target)
+    replaced[0].rename(target)
+    logger.warning("%s: put back the run that an earlier --overwrite had moved aside (%s) and that ended before its "
+                   "first result", target, replaced[0].name)
 
 
 class RunFolder:
@@ -110,6 +250,7 @@ class RunFolder:
     @classmethod
     def claim(cls, results_root: str, name: str, *, overwrite: bool, resume: bool | str) -> "RunFolder":
         root = Path(results_root)
+        recover_replaced(root, name)
         if isinstance(resume, str) or resume:
             folder = cls._resumed(root, name, resume)
             if folder is not None:
@@ -126,8 +267,12 @@ class RunFolder:
                     continue  # taken (by a run, another file, or a folder with contents)
             except OSError as exc:
                 raise RunFolderError(f"results_root: cannot create {path}: {exc.strerror or exc}") from exc
-            if _take_lock(path):
-                return cls(path, "new")
+            try:
+                if _take_lock(path):
+                    return cls(path, "new")
+            except RunFolderError:
+                path.rmdir()  # ours, and empty: the lock could not be written
+                raise
         raise RunFolderError(f"results_root: no free run folder name {name}_N under {root}")
 
     @classmethod
@@ -144,8 +289,7 @@ class RunFolder:
             folder = runs[-1]
         holder = lock_holder(folder)
         if holder is not None:
-            raise RunFolderError(f"resume: {folder} is in use by a running process (pid {holder}); wait for it to "
-                                 f"end, or stop it")
+            raise RunFolderError(f"resume: {holder.refusal(folder)}")
         (folder / LOCK_FILE).unlink(missing_ok=True)  # stale: its process is gone
         if not _take_lock(folder):
             raise RunFolderError(f"resume: another process claimed {folder} just now")
@@ -169,8 +313,8 @@ class RunFolder:
                 )
             holder = lock_holder(target)
             if holder is not None:
-                raise RunFolderError(f"overwrite (--overwrite): {target} is in use by a running process (pid {holder})")
-            aside = root / f".{name}.replaced-{os.getpid()}"
+                raise RunFolderError(f"overwrite (--overwrite): {holder.refusal(target)}")
+            aside = root / _aside_name(name, REPLACED)
             target.rename(aside)
         _mkdir(root, "results_root")
         try:
@@ -179,8 +323,16 @@ class RunFolder:
             if aside is not None:
                 aside.rename(target) if not target.exists() else None
             raise RunFolderError(f"overwrite (--overwrite): another run created {target} just now") from exc
-        _take_lock(target)
-        return cls(target, "overwrite", aside)
+        folder = cls(target, "overwrite", aside)
+        try:
+            taken = _take_lock(target)
+        except RunFolderError:
+            folder.put_back()
+            raise
+        if not taken:  # a new run took the empty folder between the mkdir and the lock
+            raise RunFolderError(f"overwrite (--overwrite): another run claimed {target} just now; the run it was to "
+                                 f"replace is in {aside}")
+        return folder
 
     @property
     def resuming(self) -> bool:
@@ -211,13 +363,22 @@ class RunFolder:
             tmp.replace(path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}"
-                                 + (" (the disk is full)" if exc.errno == errno.ENOSPC else "")) from exc
+            raise _write_error(path, exc) from exc
 
     def first_result(self) -> None:
-        """The new run has a result: the run it replaces is deleted now."""
+        """The new run has a result: the run it replaces is deleted now (renamed to `discarded`
+        first, so that a kill during the deletion leaves nothing that looks replaceable)."""
         if self.aside is not None:
-            shutil.rmtree(self.aside, ignore_errors=True)
+            discarded = self.aside.with_name(self.aside.name.replace(f".{REPLACED}-", f".{DISCARDED}-"))
+            self.aside.rename(discarded)
+            self.aside = None
+            shutil.rmtree(discarded, ignore_errors=True)
+
+    def put_back(self) -> None:
+        """No result yet: delete this run and put the run it replaces back."""
+        if self.aside is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.aside.rename(self.path)
             self.aside = None
 
     @contextmanager
@@ -234,17 +395,17 @@ class RunFolder:
                 self.write_status(status="interrupted" if interrupted else "failed", error=str(exc) or type(exc).__name__)
             except RunFolderError as status_error:
                 logger.error("%s", status_error)
-            if self.aside is not None:  # no result yet: put the replaced run back
-                shutil.rmtree(self.path, ignore_errors=True)
-                self.aside.rename(self.path)
-                self.aside = None
+            self.put_back()  # with no result yet, the replaced run comes back
             raise
         self.write_status(status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
 
     def release(self) -> None:
-        """Give the folder up (remove this process's lock)."""
+        """Give the folder up (remove this process's lock); a replaced run comes back if this one
+        ended before its first result, however it ended."""
+        self.put_back()
         try:
-            if (self.path / LOCK_FILE).read_text(encoding="utf-8").strip() == str(os.getpid()):
+            owner = LockOwner.parse((self.path / LOCK_FILE).read_text(encoding="utf-8"))
+            if owner is not None and owner.is_this_process:
                 (self.path / LOCK_FILE).unlink()
         except OSError:
             pass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from uir.common.errors import WeightsFileError
 from uir.metrics.registry import METRICS, ImageMetric, MetricUnavailable, ScoreBatch, SetMetric, SetScore
 from uir.metrics.torch_metrics import quantize_to_uint8
 
@@ -24,10 +25,13 @@ logger = logging.getLogger(__name__)
 
 
 def load_metric(name: str, device: torch.device, weights_file: str | None = None) -> ImageMetric | SetMetric | None:
-    """The metric `name` on `device`, or None (said once in the log) when it cannot be had."""
+    """The metric `name` on `device`, or None (said once in the log) when its weights are not
+    available; a weights file that is named or cached but unusable raises (WeightsFileError)."""
     metric_class = METRICS[name]
     try:
         metric = metric_class.load(device, weights_file)
+    except WeightsFileError:
+        raise
     except MetricUnavailable as exc:
         logger.warning("%s -- the %s column stays empty", exc, metric_class.title)
         return None

@@ -31,8 +31,12 @@ def write_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(encoded.tobytes())
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, Ctrl-C: no partial temporary file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class ImageWriter:

@@ -43,7 +43,7 @@ from uir.metrics.registry import MetricUnavailable
 from uir.metrics.weights import BadWeightsFile, HubWeights, WeightsNotFound
 
 FID_DIMS = 2048  # pool3, as the reference asks
-FID_WEIGHTS = HubWeights(fid_inception.FID_WEIGHTS_URL, "FID Inception weights")
+FID_WEIGHTS = HubWeights(fid_inception.FID_WEIGHTS_URL, "FID Inception weights", option="fid_weights", skip="--no-fid")
 FID_WEIGHTS_FILE = FID_WEIGHTS.file_name
 MIN_IMAGES = 2  # np.cov of one sample is undefined
 
@@ -54,6 +54,11 @@ class FidUnavailable(MetricUnavailable):
 
 class FidWeightsMissing(FidUnavailable):
     """The FID Inception weights are not cached, not named, and could not be downloaded."""
+
+
+class FidWeightsUnusable(FidUnavailable, BadWeightsFile):
+    """The Inception weights file named by `fid_weights`, or the one in the hub cache, cannot be
+    used: a `UserError` that stops the run (never an empty column)."""
 
 
 def fid_unavailable_reason() -> str:
@@ -73,13 +78,15 @@ def _inception_weights(state: dict[str, torch.Tensor]) -> Iterator[None]:
         fid_inception.load_state_dict_from_url = original
 
 
-def build_fid_inception(state: dict[str, torch.Tensor], source: str = "the weights") -> InceptionV3:
-    """pytorch-fid's pool3 ``InceptionV3`` holding `state` (strictly loaded), in eval mode."""
+def build_fid_inception(state: dict[str, torch.Tensor], weights_file: str | os.PathLike | None = None) -> InceptionV3:
+    """pytorch-fid's pool3 ``InceptionV3`` holding `state` (strictly loaded), in eval mode; the
+    weights read from `weights_file` (None: the hub cache) must fit (`FidWeightsUnusable`)."""
     with _inception_weights(state):
         try:
             network = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[FID_DIMS]])
-        except RuntimeError as exc:
-            raise FidUnavailable(f"FID unavailable: {source} do not fit the FID Inception: {exc}") from exc
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            problem = f"does not fit the FID Inception: {' '.join(str(exc).split())[:300]}"
+            raise FidWeightsUnusable(f"FID: {FID_WEIGHTS.unusable(weights_file)(problem)}") from exc
     return network.eval().requires_grad_(False)
 
 
@@ -108,17 +115,17 @@ class FidInception:
 
     @classmethod
     def load(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "FidInception":
-        """From `weights_file`, the hub cache or a download; raises `FidUnavailable` (or its
-        subclass `FidWeightsMissing` when the file is missing and cannot be downloaded)."""
+        """From `weights_file`, the hub cache or a download; raises `FidWeightsMissing` when the
+        file is missing and cannot be downloaded, `FidWeightsUnusable` (a `UserError`) when the
+        named or cached file cannot be used."""
         try:
             state = FID_WEIGHTS.state_dict(weights_file)
         except WeightsNotFound as exc:
             raise FidWeightsMissing(f"FID unavailable: {exc}") from exc
         except BadWeightsFile as exc:
-            raise FidUnavailable(f"FID unavailable: {exc}") from exc
-        source = f"{FID_WEIGHTS.what} {weights_file or FID_WEIGHTS.cached_path()}"
+            raise FidWeightsUnusable(f"FID: {exc}") from exc
         device = torch.device(device)
-        return cls(build_fid_inception(state, source).to(device), device)
+        return cls(build_fid_inception(state, weights_file).to(device), device)
 
     @classmethod
     def create(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "FidInception | None":
@@ -273,6 +280,7 @@ __all__ = [
     "FidStatistics",
     "FidUnavailable",
     "FidWeightsMissing",
+    "FidWeightsUnusable",
     "build_fid_inception",
     "fid_unavailable_reason",
     "frechet_distance",

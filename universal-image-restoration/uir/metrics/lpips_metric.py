@@ -25,7 +25,8 @@ from uir.metrics.weights import BadWeightsFile, HubWeights, WeightsNotFound, rea
 
 LPIPS_VERSION = "0.1"
 ALEXNET_WEIGHTS = HubWeights(
-    "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "AlexNet weights (LPIPS backbone)"
+    "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "AlexNet weights (LPIPS backbone)",
+    option="lpips_weights", skip="--no-lpips",
 )
 ALEXNET_WEIGHTS_FILE = ALEXNET_WEIGHTS.file_name
 ALEXNET_WEIGHTS_URL = ALEXNET_WEIGHTS.url
@@ -37,6 +38,11 @@ class LpipsUnavailable(MetricUnavailable):
 
 class LpipsWeightsMissing(LpipsUnavailable):
     """AlexNet's weights are not cached, not named, and could not be downloaded."""
+
+
+class LpipsWeightsUnusable(LpipsUnavailable, BadWeightsFile):
+    """The AlexNet weights file named by `lpips_weights`, or the one in the hub cache, cannot be
+    used: a `UserError` that stops the run (never an empty column)."""
 
 
 def alexnet_weights_path() -> Path:
@@ -83,36 +89,38 @@ def lpips_input(x: torch.Tensor) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
+def _unusable(weights_file: str | os.PathLike | None, problem: str) -> LpipsWeightsUnusable:
+    return LpipsWeightsUnusable(f"LPIPS: {ALEXNET_WEIGHTS.unusable(weights_file)(problem)}")
+
+
 def _alexnet_state(weights_file: str | os.PathLike | None) -> dict[str, torch.Tensor]:
     try:
         return ALEXNET_WEIGHTS.state_dict(weights_file)
     except WeightsNotFound as exc:
         raise LpipsWeightsMissing(f"LPIPS unavailable: {exc}") from exc
     except BadWeightsFile as exc:
-        raise LpipsUnavailable(f"LPIPS unavailable: {exc}") from exc
+        raise LpipsWeightsUnusable(f"LPIPS: {exc}") from exc
 
 
-def _trunk_state(alexnet_state: dict[str, torch.Tensor], trunk: torch.nn.Module, source: str) -> dict:
+def _trunk_state(alexnet_state: dict[str, torch.Tensor], trunk: torch.nn.Module,
+                 weights_file: str | os.PathLike | None) -> dict:
     """Map torchvision's ``features.<i>.<param>`` keys onto lpips' ``slice<k>.<i>.<param>``."""
     mapped = {}
     for key in trunk.state_dict():
         _slice, index, param = key.split(".")
         name = f"features.{index}.{param}"
-        if name not in alexnet_state:
-            raise LpipsUnavailable(
-                f"LPIPS unavailable: {source} has no '{name}'; it is not torchvision's AlexNet "
-                f"state dict ({ALEXNET_WEIGHTS_FILE})"
-            )
-        mapped[key] = alexnet_state[name]
+        value = alexnet_state.get(name)
+        if not isinstance(value, torch.Tensor):
+            raise _unusable(weights_file, f"has no tensor '{name}'; it is not torchvision's AlexNet state dict "
+                                          f"(keys {sorted(map(str, alexnet_state))[:4]}...)")
+        mapped[key] = value
     return mapped
 
 
 def _linear_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     linear_path = _linear_weights_path()
-    try:
-        linear_state = read_state_dict(linear_path, "LPIPS calibration weights")
-    except BadWeightsFile as exc:
-        raise LpipsUnavailable(f"LPIPS unavailable: {exc}; reinstall lpips") from exc
+    linear_state = read_state_dict(linear_path, lambda problem: LpipsUnavailable(
+        f"LPIPS unavailable: the lpips package's calibration weights {linear_path} {problem}; reinstall lpips"))
     expected = {f"lin{i}.{k}" for i, lin in enumerate(net.lins) for k in lin.state_dict()}
     if set(linear_state) != expected:
         raise LpipsUnavailable(
@@ -136,11 +144,13 @@ def _build_network(weights_file: str | os.PathLike | None) -> torch.nn.Module:
         net = lpips.LPIPS(
             pretrained=False, net="alex", version=LPIPS_VERSION, pnet_rand=True, verbose=False
         )
-    source = str(weights_file or alexnet_weights_path())
-    trunk_state = _trunk_state(alexnet_state, net.net, source)
+    trunk_state = _trunk_state(alexnet_state, net.net, weights_file)
     linear_state = _linear_state(net)
     try:
         net.net.load_state_dict(trunk_state, strict=True)
+    except RuntimeError as exc:
+        raise _unusable(weights_file, f"does not fit AlexNet: {' '.join(str(exc).split())[:300]}") from exc
+    try:
         for i, lin in enumerate(net.lins):
             prefix = f"lin{i}."
             lin.load_state_dict(
@@ -148,7 +158,8 @@ def _build_network(weights_file: str | os.PathLike | None) -> torch.nn.Module:
                 strict=True,
             )
     except RuntimeError as exc:
-        raise LpipsUnavailable(f"LPIPS unavailable: weight shapes do not fit: {exc}") from exc
+        raise LpipsUnavailable(f"LPIPS unavailable: the lpips package's calibration weights do not fit: {exc}; "
+                               f"reinstall lpips") from exc
     return net.eval().requires_grad_(False)
 
 
@@ -162,15 +173,16 @@ class LpipsMetric:
     @classmethod
     def load(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "LpipsMetric":
         """Build it with AlexNet's weights from `weights_file`, the hub cache, or torchvision's
-        download into it; raises `LpipsUnavailable` (`LpipsWeightsMissing` when the weights are
-        missing and cannot be downloaded) if that fails."""
+        download into it; raises `LpipsUnavailable` if that fails: `LpipsWeightsMissing` when the
+        weights are missing and cannot be downloaded, `LpipsWeightsUnusable` (a `UserError`) when
+        the named or cached file cannot be used."""
         device = torch.device(device)
         return cls(_build_network(weights_file).to(device), device)
 
     @classmethod
     def create(cls, device: torch.device | str, weights_file: str | os.PathLike | None = None) -> "LpipsMetric | None":
         """Like `load`, but None when AlexNet's weights are missing and cannot be downloaded
-        (the message is `unavailable_reason()`). An unusable file still raises `LpipsUnavailable`.
+        (the message is `unavailable_reason()`). An unusable file still raises `LpipsWeightsUnusable`.
         """
         try:
             return cls.load(device, weights_file)
@@ -232,6 +244,7 @@ __all__ = [
     "LpipsMetric",
     "LpipsUnavailable",
     "LpipsWeightsMissing",
+    "LpipsWeightsUnusable",
     "alexnet_weights_path",
     "lpips_input",
     "unavailable_reason",

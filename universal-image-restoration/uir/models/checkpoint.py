@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from uir.common.errors import CheckpointError, CheckpointMismatchError, CheckpointNotFoundError
-from uir.common.tensors import first_nonfinite
+from uir.common.tensors import first_nonfinite, torch_load_problem
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ def load_state_dict_file(
     try:
         obj = torch.load(file, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises many types for unreadable files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{option}: cannot read {file} as a PyTorch checkpoint ({type(exc).__name__}: {reason})"
+            f"{option}: cannot read {file} as a PyTorch checkpoint (it {torch_load_problem(file, exc)})"
         ) from exc
     return _clean_state_dict(_unwrap(obj, file), file)
 

@@ -17,14 +17,74 @@ from typing import Any, TypeVar
 
 import yaml
 
+from uir.common.checks import not_a_file
 from uir.common.declared import flagged
 from uir.common.errors import OptionsError
 from uir.options.schema import EvalOptions, parse_options
+from uir.options.sweep import SweepOptions
 
 T = TypeVar("T")
 
+# The most values an options file (or a --set value) may expand to, an alias counted each time it
+# is used: the reference's files hold a few hundred. A few lines of nested aliases ("billion
+# laughs") would otherwise expand to billions when the options are written out.
+MAX_YAML_VALUES = 100_000
+# Deeper nesting than this is refused (PyYAML composes nodes recursively).
+MAX_YAML_DEPTH = 100
+
+
+class YamlTooLarge(yaml.YAMLError):
+    """A YAML document that expands to too many values, nests too deeply or refers to itself."""
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """How many values `node` stands for once its aliases are expanded; YamlTooLarge past
+    MAX_YAML_VALUES or MAX_YAML_DEPTH, or for an alias inside the node it names."""
+    sizes: dict[int, int] = {}
+    inside: set[int] = set()
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        where = f"line {n.start_mark.line + 1}"
+        if id(n) in inside:
+            raise YamlTooLarge(f"{where}: an alias refers to a value that contains it (a recursive structure)")
+        if depth > MAX_YAML_DEPTH:
+            raise YamlTooLarge(f"{where}: nested more than {MAX_YAML_DEPTH} levels deep")
+        inside.add(id(n))
+        children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else \
+            n.value if isinstance(n, yaml.SequenceNode) else []
+        total = 1 + sum(size(c, depth + 1) for c in children)
+        inside.discard(id(n))
+        if total > MAX_YAML_VALUES:
+            raise YamlTooLarge(f"{where}: this value expands to more than {MAX_YAML_VALUES} values (aliases count "
+                               f"each time they are used); an options file holds a few hundred")
+        sizes[id(n)] = total
+        return total
+
+    return size(node, 0)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
+    """Safe YAML that refuses a key written twice in one mapping (PyYAML keeps the last silently),
+    and a document that expands to too much (`_expanded_size`)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.depth > MAX_YAML_DEPTH:  # before Python's own recursion limit
+            raise YamlTooLarge(f"line {self.peek_event().start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} "
+                               f"levels deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        _expanded_size(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -39,20 +99,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def _what_is(path: str) -> str:
-    """How a path that is not a regular file should be described."""
-    if not os.path.lexists(path):
-        return "does not exist"
-    if os.path.isdir(path):
-        return "is a directory"
-    return "is not a regular file (a device, pipe or socket)"
+def _yaml_error(where: str, exc: yaml.YAMLError) -> OptionsError:
+    """One line: PyYAML's messages span several (the context, the problem, the position)."""
+    what = "refused" if isinstance(exc, YamlTooLarge) else "not valid YAML"
+    return OptionsError(f"{where}: {what}: {' '.join(str(exc).split())}")
 
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """The raw mapping of an options file (safe YAML, keys unique); errors name the file."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise OptionsError(f"-opt: options file {path} {_what_is(path)}")
+        raise OptionsError(f"-opt: options file {path} {not_a_file(path)}")
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
@@ -62,7 +119,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as exc:
         raise OptionsError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
-        raise OptionsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
+        raise _yaml_error(path, exc) from exc
     if raw is None:
         raise OptionsError(f"{path}: the options file is empty")
     if not isinstance(raw, dict):
@@ -77,9 +134,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise OptionsError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. --set sampler.order=3")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else None
+        parsed = yaml.load(value, Loader=_UniqueKeyLoader) if value.strip() else None  # noqa: S506 (safe)
     except yaml.YAMLError as exc:
-        raise OptionsError(f"--set {text!r}: the value is not valid YAML: {exc}") from exc
+        raise _yaml_error(f"--set {text!r}: the value", exc) from exc
     return key, parsed
 
 
@@ -102,13 +159,19 @@ def with_override(raw: Mapping[str, Any], key_path: str, value: Any) -> dict[str
 
 def _override_sweep(raw: dict[str, Any], key_path: str, value: Any) -> dict[str, Any]:
     """--nfe / --sampler over `sweep.runs`: `--nfe` gives every run those NFEs (labels and `set:`
-    kept); `--sampler` replaces the runs by those samplers at every NFE the runs had."""
+    kept); `--sampler` replaces the runs by those samplers at every NFE the runs had. Every entry
+    is read as without the flag: `--nfe` keeps a malformed one (the schema refuses it), and
+    `--sampler` replaces only runs that are valid."""
     sweep = raw.get("sweep")
     if not isinstance(sweep, Mapping) or not isinstance(sweep.get("runs"), list):
         return with_override(raw, key_path, value)
-    runs = [r for r in sweep["runs"] if isinstance(r, Mapping)]
+    runs = sweep["runs"]
     if key_path == "sweep.nfe":
-        return with_override(raw, "sweep.runs", [{**r, "nfe": value} for r in runs])
+        return with_override(raw, "sweep.runs", [{**r, "nfe": value} if isinstance(r, Mapping) else r for r in runs])
+    try:
+        SweepOptions.from_dict({"runs": runs}, "sweep")
+    except ValueError as exc:
+        raise OptionsError(f"--sampler replaces sweep.runs, which must be valid first: {exc}") from exc
     nfes = [n for r in runs for n in (r.get("nfe") if isinstance(r.get("nfe"), list) else [r.get("nfe")])]
     rest = {k: v for k, v in sweep.items() if k != "runs"}
     return {**raw, "sweep": {**rest, "samplers": value, "nfe": list(dict.fromkeys(nfes))}}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from uir.common.checks import check_int, choice, names, optional, text, unique
+from uir.common.checks import check_int, choice, label_text, names, optional, unique
 from uir.common.declared import Block, option
 from uir.samplers.registry import SAMPLERS
 
@@ -23,9 +23,9 @@ from uir.options.blocks import mapping
 INPUT_LABEL = "input"
 
 
-def label_text(key: str, value: Any) -> str | None:
-    """A point's label: text, not the input row's."""
-    label = text(key, value)
+def point_label(key: str, value: Any) -> str | None:
+    """A point's label: text that fits a folder name (`label_text`), not the input row's."""
+    label = label_text(key, value)
     if label == INPUT_LABEL:
         raise ValueError(f"{key}: {INPUT_LABEL!r} names the LQ images' own row in the tables; choose another label")
     return label
@@ -89,7 +89,7 @@ class SweepRun(Block):
 
     sampler: str = option(check=choice(SAMPLERS.names), missing="the sampler of this run")
     nfe: tuple[int, ...] = option(check=nfe_list, missing="the NFE (or a list of NFEs) of this run")
-    label: str | None = option(None, check=label_text,
+    label: str | None = option(None, check=point_label,
                                help="its name in tables, folders and plots (default: the sampler)")
     set: dict[str, Any] = option(factory=dict, check=_overrides, help="sampler keys that differ for this run")
 
