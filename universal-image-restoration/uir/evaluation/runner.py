@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from uir.common.errors import OptionsError
-from uir.evaluation.distributed import DistContext
+from uir.common.distributed import DistContext
 from uir.evaluation.evaluator import Evaluation, Size, prepare
 from uir.evaluation.resume import as_runs, check_fingerprint, fingerprint, merged_entries, recorded_entries
 from uir.evaluation.run_folder import LOG_FILE, OPTIONS_FILE, RunFolder, log_to_file

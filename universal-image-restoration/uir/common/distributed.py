@@ -1,4 +1,4 @@
-"""Evaluation over several processes with `torchrun` and `torch.distributed`.
+"""Runs over several processes with `torchrun` and `torch.distributed` (test.py and train.py).
 
 `DistContext.from_env()` reads torchrun's RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR /
 MASTER_PORT) and joins the process group: gloo on the CPU, nccl on CUDA, one GPU per process
