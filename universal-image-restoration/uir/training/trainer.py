@@ -41,7 +41,8 @@ from uir.training.data import PairSet, PatchSampler, demo_manifest_mismatch, ens
 from uir.training.ema import EMA
 from uir.training.init import initialise
 from uir.training.losses import sample_timesteps, training_loss
-from uir.training.options import OptimSettings, TrainOptions, ValSettings
+from uir.training.options import TrainOptions, ValSettings
+from uir.training.schedule import build_optimizer, clears_state_after, learning_rate
 
 STATE_FILE = Path("training_state") / "latest.state"
 LATEST_MODEL = Path("models") / "latest.pth"
@@ -50,28 +51,6 @@ BEST_MODEL = Path("models") / "best.pth"
 FIXED_ON_RESUME = ("sde", "network_G", "fit_target")
 START_WEIGHTS_HINT = (f"{UNET_WEIGHTS_HINT} (or, for a fine-tune, first train the run that writes "
                       f"experiments/<name>/{LATEST_MODEL.as_posix()})")
-
-
-def learning_rate(step: int, opt: OptimSettings) -> float:
-    """The learning rate of the step that follows `step` completed steps.
-
-    Linear warm-up over `warmup_iter` steps, then `cosine` (from lr to eta_min over niter steps,
-    as CosineAnnealingLR with T_max = niter), `multistep` (times lr_gamma at each of lr_steps)
-    or `constant`.
-    """
-    if step < opt.warmup_iter:
-        return opt.lr * (step + 1) / opt.warmup_iter
-    if opt.lr_scheme == "cosine":
-        return opt.eta_min + (opt.lr - opt.eta_min) * (1 + math.cos(math.pi * min(step, opt.niter) / opt.niter)) / 2
-    if opt.lr_scheme == "multistep":
-        return opt.lr * opt.lr_gamma ** sum(step >= s for s in opt.lr_steps)
-    return opt.lr
-
-
-def build_optimizer(model: nn.Module, opt: OptimSettings) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    cls = torch.optim.AdamW if opt.optimizer == "AdamW" else torch.optim.Adam
-    return cls(params, lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, Tensor]:
@@ -306,7 +285,7 @@ class Trainer:
         patches, val_data = self._load_data()
         model = self._build_model(start)
         ema = EMA(model, o.train.ema)
-        optimizer = build_optimizer(model, o.train)
+        optimizer = build_optimizer(model.parameters(), o.train)
         generator = torch.Generator().manual_seed(o.seed)
         if self.resume:
             self._restore(model, ema, optimizer, generator)
@@ -340,6 +319,8 @@ class Trainer:
                 if o.train.grad_clip_norm is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), o.train.grad_clip_norm)
                 optimizer.step()
+                if clears_state_after(self.step + 1, o.train):
+                    optimizer.state.clear()  # the reference's clear_state at a MultiStepLR restart
                 ema.update(model)
                 self.step += 1
                 running, count = running + loss.item(), count + 1
