@@ -2,9 +2,12 @@
 
     python train.py -opt options/train_demo.yml [--resume | --overwrite] [--set KEY.PATH=VALUE ...]
                     [--threads N] [--no-progress]
+    torchrun --nproc_per_node=4 train.py -opt options/train.yml ...     # 4 GPUs (or CPU processes)
 
-Writes experiments/<name>/ (models/latest.pth and best.pth: EMA weights; training_state/ for
---resume; train.log; val.jsonl). See uir/training/trainer.py.
+options/train.yml is the reference's, which trained the published universal-ir.pth. Writes
+experiments/<name>/: models/<step>_G.pth and latest_G.pth (raw weights), latest.pth and
+lastest_EMA.pth (EMA weights), best.pth; training_state/latest.state for --resume; train.log;
+val.jsonl; tb_logger/ with use_tb_logger. See uir/training/trainer.py.
 """
 from __future__ import annotations
 

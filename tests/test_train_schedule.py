@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
+
+from reference_options import REFERENCE_TRAIN_YML
 
 from uir.options.loader import OptionsError
-from uir.training import build_optimizer, learning_rate, parse_train_options
+from uir.training import build_optimizer, learning_rate, load_train_options, parse_train_options
 from uir.training.options import OptimSettings
+from uir.training.schedule import clears_state_after
 
 
 class ReferenceMultiStep(torch.optim.lr_scheduler.LRScheduler):
@@ -76,9 +81,7 @@ def test_the_project_schemes_are_the_reference_ones_without_their_quirks():
     assert learning_rate(7, OptimSettings(niter=10, lr=3e-4, lr_scheme="constant")) == 3e-4
 
 
-def test_clear_state_empties_adam_at_a_restart(tmp_path):
-    from uir.training.schedule import clears_state_after
-
+def test_clear_state_comes_at_restarts_only():
     opt = OptimSettings(niter=10, lr_scheme="MultiStepLR", restarts=(4,), restart_weights=(1.0,), clear_state=True)
     assert [clears_state_after(s, opt) for s in (3, 4, 5)] == [False, True, False]
     assert not clears_state_after(4, OptimSettings(niter=10, lr_scheme="MultiStepLR", restarts=(4,),
@@ -139,3 +142,22 @@ def test_reference_names_are_read_into_the_project_keys():
     assert options.seed == 7 and options.logger.val_freq == 3
     assert options.datasets.train.tasks == options.datasets.val.tasks == ("a", "b")
     assert parse_train_options(options.to_dict()) == options  # written back under the project's names
+
+
+def test_settings_that_do_nothing_in_the_reference_either_are_noted():
+    raw = {"name": "x", "network_G": {"setting": {"in_nc": 3, "out_nc": 3, "nf": 8}}, "distortion": ["a"],
+           "datasets": {"train": {"dataroot": "d", "use_shuffle": False}},
+           "train": {"niter": 9, "lr_scheme": "MultiStepLR", "lr_gamma": 0.1, "warmup_iter": 3, "is_weighted": True}}
+    notes = parse_train_options(raw).notes()
+    assert [n.split(":")[0] for n in notes] == ["train.lr_gamma", "train.warmup_iter", "train.is_weighted",
+                                                "datasets.train.use_shuffle"]
+    assert "halves the rate at each of lr_steps whatever lr_gamma says" in notes[0]
+    raw["train"] = {"niter": 9, "lr_scheme": "multistep", "lr_gamma": 0.1, "warmup_iter": 3}
+    raw["datasets"]["train"]["use_shuffle"] = True
+    assert parse_train_options(raw).notes() == []
+
+
+def test_the_shipped_train_yml_is_the_references():
+    shipped = Path(__file__).resolve().parents[1] / "options" / "train.yml"
+    assert yaml.safe_load(shipped.read_text()) == yaml.safe_load(REFERENCE_TRAIN_YML)
+    assert load_train_options(shipped) == parse_train_options(yaml.safe_load(REFERENCE_TRAIN_YML))

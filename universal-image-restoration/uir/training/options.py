@@ -299,6 +299,24 @@ class TrainOptions(Block):
         except ValueError as exc:
             raise ValueError(f"datasets.val ({self.datasets.val.sampler}, sampler_options): {exc}") from exc
 
+    def notes(self) -> list[str]:
+        """Settings that load (as in the reference) but do not do what their name says there either."""
+        t, out = self.train, []
+        if t.lr_scheme == "MultiStepLR" and t.lr_gamma != 0.5:
+            out.append(f"train.lr_gamma: {t.lr_gamma} is not used: the reference's MultiStepLR halves the rate at each "
+                       f"of lr_steps whatever lr_gamma says (lr_scheme: multistep multiplies by lr_gamma)")
+        if t.lr_scheme in REFERENCE_LR_SCHEMES and t.warmup_iter >= 2:
+            w = t.warmup_iter
+            out.append(f"train.warmup_iter: {w} with {t.lr_scheme} warms up as the reference does: the first step at "
+                       f"the full lr, then lr x (step - 1) / {w}, and the schedule goes on from lr x {w - 1}/{w} "
+                       f"(lr_scheme: cosine or multistep warm up linearly to lr)")
+        if t.is_weighted:
+            out.append("train.is_weighted: true changes nothing: the reference's matching loss is never given weights")
+        if not self.datasets.train.use_shuffle:
+            out.append("datasets.train.use_shuffle: false changes nothing: the reference's loader shuffles whatever it "
+                       "says, and every item here is drawn at random")
+        return out
+
     @property
     def experiment_dir(self) -> str:
         return os.path.join(self.experiments_root, self.name)

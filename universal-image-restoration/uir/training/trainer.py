@@ -273,6 +273,8 @@ class Trainer:
             n_params = sum(p.numel() for p in model.parameters())
             self.logger.info(f"network: {describe_network(o.network_G.which_model_G, o.network_G.setting)}, "
                              f"{n_params:,} parameters; fit_target {o.fit_target}; device {device}")
+        for note in o.notes():
+            self.logger.warning(note)
         self.logger.info(("DA-CLIP contexts from " + str(o.path.daclip)) if encoder is not None
                          else "the network reads no DA-CLIP context")
         if ctx.world_size > 1:
