@@ -17,6 +17,7 @@ import sys
 import torch
 
 from uir.common.cli import report_user_error
+from uir.common.distributed import RankFailure
 from uir.common.errors import UserError
 from uir.options.loader import parse_assignment
 from uir.training import Trainer, load_train_options
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         trainer.run()
     except UserError as exc:
         return report_user_error("train.py", exc)
+    except RankFailure as exc:  # torchrun: another rank failed, and says why itself
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
