@@ -143,7 +143,7 @@ def test_resume_from_the_references_training_state(ws):
                                                  "resume_state": str(source / "training_state" / "1.state")}))
     log = (ws / "experiments" / "continued" / "train.log").read_text()
     assert "resumed from" in log and "the EMA starts again" in log
-    straight = train(md_options(ws, name="straight"))  # noqa: F841 -- the same two steps in one run
+    train(md_options(ws, name="straight"))  # the same two steps in one run
     a, b = raw_weights(ws / "experiments" / "straight", 2), raw_weights(ws / "experiments" / "continued", 2)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)

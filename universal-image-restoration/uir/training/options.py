@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from uir.common.checks import (
-    boolean, check_float, check_int, choice, device_name, file_path, integer, names, number, optional, text,
+    boolean, check_int, choice, device_name, file_path, integer, names, number, optional, text,
 )
 from uir.common.declared import Block, option, read
 from uir.data.demo import MAX_SIZE

@@ -214,7 +214,9 @@ class Trainer:
     def _restore(self, state: TrainingState, model: nn.Module, ema: EMA, optimizer) -> None:
         if state.options is not None:
             self._check_resumable(state.options)
-        model.load_state_dict(state.model, strict=True)
+        o = self.options
+        load_into(model, state.model, strict=True, source=self.resume_file,
+                  expected=describe_network(o.network_G.which_model_G, o.network_G.setting))
         if state.ema is not None:
             ema.load_state_dict(state.ema)
         else:
