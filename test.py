@@ -19,7 +19,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from uir.common.cli import report_user_error
 from uir.common.errors import UserError
 from uir.evaluation import run, to_markdown
-from uir.evaluation.distributed import RankFailure
+from uir.common.distributed import RankFailure
 from uir.options import build_arg_parser, load_options, overrides_from_args
 
 EXIT_INTERRUPTED = 130

@@ -2,9 +2,12 @@
 
     python train.py -opt options/train_demo.yml [--resume | --overwrite] [--set KEY.PATH=VALUE ...]
                     [--threads N] [--no-progress]
+    torchrun --nproc_per_node=4 train.py -opt options/train.yml ...     # 4 GPUs (or CPU processes)
 
-Writes experiments/<name>/ (models/latest.pth and best.pth: EMA weights; training_state/ for
---resume; train.log; val.jsonl). See uir/training/trainer.py.
+options/train.yml is the reference's, which trained the published universal-ir.pth. Writes
+experiments/<name>/: models/<step>_G.pth and latest_G.pth (raw weights), latest.pth and
+lastest_EMA.pth (EMA weights), best.pth; training_state/latest.state for --resume; train.log;
+val.jsonl; tb_logger/ with use_tb_logger. See uir/training/trainer.py.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 import torch
 
 from uir.common.cli import report_user_error
+from uir.common.distributed import RankFailure
 from uir.common.errors import UserError
 from uir.options.loader import parse_assignment
 from uir.training import Trainer, load_train_options
@@ -47,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         trainer.run()
     except UserError as exc:
         return report_user_error("train.py", exc)
+    except RankFailure as exc:  # torchrun: another rank failed, and says why itself
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

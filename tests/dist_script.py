@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from uir.evaluation.distributed import DistContext
+from uir.common.distributed import DistContext
 
 TIMEOUT_S = 4.0
 

@@ -1,4 +1,4 @@
-"""Distributed primitives (uir.evaluation.distributed): the one-process context, sharding, and
+"""Distributed primitives (uir.common.distributed): the one-process context, sharding, and
 two-process gloo runs of tests/dist_script.py, under torchrun and as plain processes given
 torchrun's environment variables: every index once, failures end every rank with a message."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from uir.evaluation.distributed import DistContext
+from uir.common.distributed import DistContext
 
 TESTS = Path(__file__).resolve().parent
 SCRIPT = TESTS / "dist_script.py"

@@ -15,7 +15,7 @@ import uir.metrics.lpips_metric as lpips_metric
 from uir.common.errors import RunFolderError, UserError
 from uir.data.paired import read_image, read_image_uint8
 from uir.evaluation import read_csv, run
-from uir.evaluation.conditioning import ContextEncoder
+from uir.models.conditioning import ContextEncoder
 from uir.restoration import Restorer
 from uir.runtime import NetworkCall
 from uir.metrics import image_metrics, quantize_to_uint8

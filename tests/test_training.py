@@ -18,7 +18,6 @@ from uir.training import (
     ExperimentError,
     Trainer,
     ema_decay,
-    learning_rate,
     load_train_options,
     parse_train_options,
     train_step,
@@ -26,7 +25,7 @@ from uir.training import (
     validate,
 )
 from uir.training.init import initialise
-from uir.training.options import EMASettings, OptimSettings
+from uir.training.options import EMASettings
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_OPTIONS = REPO / "options" / "train_demo.yml"
@@ -138,17 +137,6 @@ def test_posterior_validation_reads_any_fit_target():
 
 
 # ---- schedule and EMA ------------------------------------------------------------------------
-
-
-def test_learning_rate_schedules():
-    cos = OptimSettings(niter=100, lr=1e-3, eta_min=1e-5, warmup_iter=0)
-    assert learning_rate(0, cos) == pytest.approx(1e-3)
-    assert learning_rate(50, cos) == pytest.approx((1e-3 + 1e-5) / 2)
-    assert learning_rate(100, cos) == pytest.approx(1e-5)
-    warm = OptimSettings(niter=100, lr=1e-3, warmup_iter=10)
-    assert learning_rate(0, warm) == pytest.approx(1e-4) and learning_rate(9, warm) == pytest.approx(1e-3)
-    multi = OptimSettings(niter=100, lr=1e-3, lr_scheme="multistep", lr_steps=(20, 40), lr_gamma=0.5)
-    assert [learning_rate(s, multi) for s in (19, 20, 39, 40)] == pytest.approx([1e-3, 5e-4, 5e-4, 2.5e-4])
 
 
 def test_ema_warm_up_and_average():

@@ -57,12 +57,18 @@ def make_workspace(root: Path) -> Path:
     torch.manual_seed(0)
     torch.save(build_network("ConditionalUNet", PLAIN_NET).state_dict(), root / "plain.pth")
     torch.save(build_network("ConditionalUNet", CONTEXT_NET).state_dict(), root / "context.pth")
+    save_tiny_daclip(root / "daclip.pt")
+    return root
+
+
+def save_tiny_daclip(path: Path) -> Path:
+    """A tiny DA-CLIP (TINY_DACLIP) with random weights, its controller made to matter, saved at `path`."""
     daclip = build_daclip(TINY_DACLIP)
     with torch.no_grad():  # the controller's projections start at zero: make them matter
         for p in daclip.visual_control.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    torch.save(daclip.state_dict(), root / "daclip.pt")
-    return root
+    torch.save(daclip.state_dict(), path)
+    return path
 
 
 def raw_options(ws: Path, results: str, **extra) -> dict:

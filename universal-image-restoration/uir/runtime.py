@@ -32,7 +32,7 @@ AUTO_BATCH_LIMIT = 64
 AUTO_BATCH_HEADROOM = 0.8
 
 
-def _gpu_ids(key: str, value: Any) -> tuple[int, ...]:
+def gpu_id_list(key: str, value: Any) -> tuple[int, ...]:
     if value is None:
         return ()
     items = value if isinstance(value, (list, tuple)) else [value]
@@ -44,7 +44,7 @@ class RuntimeSettings(Block):
     """Top-level keys: the device and how the network runs on it (defaults: the reference's fp32 path)."""
 
     device: str = option("auto", check=device_name, flag="--device", help="auto, cpu, cuda or cuda:N")
-    gpu_ids: tuple[int, ...] = option((0,), check=_gpu_ids, help="the reference's key: device: auto uses gpu_ids[0]")
+    gpu_ids: tuple[int, ...] = option((0,), check=gpu_id_list, help="the reference's key: device: auto uses gpu_ids[0]")
     precision: str = option("fp32", check=choice(PRECISIONS), flag="--precision",
                             help="the networks' arithmetic: fp32 (default), bf16 or fp16 autocast, bf16-mixed or "
                                  "fp16-mixed (norms in float32), tf32 (CUDA) (uir.precision)")

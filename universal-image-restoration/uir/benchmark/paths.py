@@ -27,7 +27,7 @@ from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Norma
 
 from uir.benchmark.profiling import PeakMemory, PhaseTimer, ProfiledDenoiser
 from uir.data import PairedImageDataset, group_by_size
-from uir.evaluation.conditioning import ContextEncoder, daclip_autocast_dtype
+from uir.models.conditioning import ContextEncoder, daclip_autocast_dtype
 from uir.evaluation.scoring import Scorer
 from uir.evaluation.tasks import TaskData
 from uir.metrics import LPIPS, METRICS, LpipsMetric, default_metrics, image_metric_names, image_metrics, quantize_to_uint8, to_uint8

@@ -26,7 +26,7 @@ from uir.benchmark.profiling import ProfiledDenoiser, eager_module
 from uir.benchmark.report import Report, environment
 from uir.benchmark.settings import NETWORKS, SDE_SETTINGS, BenchPoint, Settings, mrsampler_block, sweep_points, warmup_config
 from uir.data import group_by_size
-from uir.evaluation.conditioning import ContextEncoder, daclip_autocast_dtype
+from uir.models.conditioning import ContextEncoder, daclip_autocast_dtype
 from uir.metrics import LpipsMetric
 from uir.metrics.lpips_metric import unavailable_reason
 from uir.models import build_network

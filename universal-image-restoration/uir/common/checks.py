@@ -175,7 +175,7 @@ NAME_MAX_BYTES = 255
 # What a run adds to the names it makes files of: a run's name also names
 # `.<name>.discarded-<pid>-<start>` beside its folder (a pid has at most 7 digits on Linux, a
 # process start time at most 20); a label names `<label>_nfe<N>` (N at most 100000,
-# samplers.config.MAX_STEPS).
+# samplers.options.MAX_STEPS).
 NAME_RESERVED_BYTES = len("..discarded-4194304-18446744073709551615")
 LABEL_RESERVED_BYTES = len("_nfe100000")
 # No name or label may hold a control character (NUL, CR, LF, tab, ...), a Unicode line or

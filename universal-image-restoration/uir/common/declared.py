@@ -13,7 +13,8 @@ A block's fields are the only place its keys, defaults, checks and help live:
 `read` does what every block needs: unknown keys (with the closest valid one), required keys,
 each field's check (which names the key, e.g. `sde.T`), nested blocks (`block=`), lists of
 blocks (`items=`), mappings of named blocks (`keyed=`), and blocks whose keys sit at the
-parent's level (`flatten=True`). Rules that relate several fields go in the block's
+parent's level (`flatten=True`), and a second name for a key (`alias=`, e.g. the reference's
+`lr_G` for `lr`: either may be written, not both). Rules that relate several fields go in the block's
 `__post_init__`. Every error is a ValueError naming the key.
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ MISSING = dataclasses.MISSING
 def option(default: Any = MISSING, *, check: Check | None = None, help: str = "", flag: str | None = None,
            nargs: str | None = None, metavar: str | None = None, factory: Any = None, missing: str | None = None,
            block: type | None = None, items: type | None = None, keyed: str | None = None, flatten: bool = False,
-           null_is_default: bool = False) -> Any:
+           null_is_default: bool = False, alias: str | None = None) -> Any:
     """A declared field.
 
     default / factory   the default (a field without either is required; `missing` says what to set)
@@ -48,10 +49,11 @@ def option(default: Any = MISSING, *, check: Check | None = None, help: str = ""
     keyed               with `items`: a mapping of name -> block; the name goes to the block's field `keyed`
     flatten             the nested block's keys sit at this block's level
     null_is_default     `key: ~` means the default (otherwise None goes to the check)
+    alias               another name the key may be written under (`to_dict` writes the field's own)
     """
     metadata = {"check": check, "help": help, "flag": flag, "nargs": nargs, "metavar": metavar, "missing": missing,
-                "block": block,
-                "items": items, "keyed": keyed, "flatten": flatten, "null_is_default": null_is_default}
+                "block": block, "items": items, "keyed": keyed, "flatten": flatten, "null_is_default": null_is_default,
+                "alias": alias}
     if factory is None and default is MISSING and (block is not None) and missing is None:
         factory = block
     if factory is not None:
@@ -68,6 +70,7 @@ def keys_of(cls: type) -> list[str]:
     out: list[str] = []
     for f in _declared(cls):
         out += keys_of(f.metadata["block"]) if f.metadata.get("flatten") else [f.name]
+        out += [f.metadata["alias"]] if f.metadata.get("alias") else []
     return out
 
 
@@ -84,6 +87,18 @@ def flagged(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:
         elif meta.get("flag"):
             out.append((prefix + f.name, f))
     return out
+
+
+def _aliased(f: dataclasses.Field, raw: Mapping[str, Any], where: str) -> tuple[str, Mapping[str, Any]]:
+    """The name `f` is written under in `raw` (its own, or its alias) and `raw` seen under f's name."""
+    alias = f.metadata.get("alias")
+    if not alias or alias not in raw:
+        return f.name, raw
+    if f.name in raw:
+        at = f"{where}." if where else ""
+        raise ValueError(f"{at}{alias} and {at}{f.name}: both set ({raw[alias]!r}, {raw[f.name]!r}); they are one "
+                         f"setting ({alias} is its other name): give one")
+    return alias, {**raw, f.name: raw[alias]}
 
 
 def _is_required(f: dataclasses.Field) -> bool:
@@ -124,14 +139,15 @@ def read(cls: type[T], raw: Any, where: str = "", **given: Any) -> T:
     for f in _declared(cls):
         if f.name in given:
             continue
-        key = f"{where}.{f.name}" if where else f.name
+        name, raw_f = _aliased(f, raw, where)
+        key = f"{where}.{name}" if where else name
         meta = f.metadata
         if meta.get("flatten"):
             inner = meta["block"]
             values[f.name] = read(inner, {k: v for k, v in raw.items() if k in keys_of(inner)}, where)
             continue
-        value = raw.get(f.name)
-        if f.name not in raw or (value is None and (meta.get("null_is_default") or _is_required(f)
+        value = raw_f.get(f.name)
+        if f.name not in raw_f or (value is None and (meta.get("null_is_default") or _is_required(f)
                                                     or meta.get("block") is not None or f.default is None)):
             if _is_required(f):
                 hint = f"; {meta['missing']}" if meta.get("missing") else ""

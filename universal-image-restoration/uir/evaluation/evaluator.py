@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from uir.common.errors import DataError
 from uir.data.paired import PairedImageDataset, SizeGroupedBatchSampler, image_size, make_loader
 from uir.evaluation.backoff import OomBackoff
-from uir.evaluation.distributed import DistContext
+from uir.common.distributed import DistContext
 from uir.evaluation.scoring import Scorer
 from uir.evaluation.sink import Restored, ResultSink
 from uir.evaluation.tables import INPUT, Layout, settings_columns

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from uir.common.errors import OptionsError
-from uir.evaluation.distributed import DistContext
+from uir.common.distributed import DistContext
 from uir.evaluation.evaluator import Evaluation, Size, prepare
 from uir.evaluation.resume import (
     check_fingerprint, check_points, earlier_points, fingerprint, merged_points, point_identities,

@@ -46,7 +46,7 @@ def batch_size(key: str, value: Any) -> int | str:
     return check_int(key, value, minimum=1)
 
 
-def daclip_config(key: str, value: Any) -> str | dict[str, Any]:
+def daclip_model_config(key: str, value: Any) -> str | dict[str, Any]:
     if isinstance(value, str) and value:
         return value
     if isinstance(value, Mapping):
@@ -66,7 +66,7 @@ class RestorerOptions(Block):
     path: PathOptions = option(block=PathOptions)
     sampler: SamplerBlock = option(factory=SamplerBlock, check=sampler_block,
                                    help="the samplers' keys (each sampler declares those it reads)")
-    daclip_config: str | dict[str, Any] = option(DEFAULT_DACLIP_CONFIG, check=daclip_config)
+    daclip_config: str | dict[str, Any] = option(DEFAULT_DACLIP_CONFIG, check=daclip_model_config)
     daclip_precision: str = option("auto", check=choice(DACLIP_PRECISIONS),
                                    help="auto: fp16 autocast on CUDA, fp32 on the CPU (the reference's)")
     seed: int = option(0, check=integer(minimum=0, maximum=MAX_SEED), flag="--seed", metavar="N",

@@ -1,10 +1,6 @@
-"""Training and validation data: paired LQ/GT images held in memory.
-
-Training batches are random `patch_size` crops (the same window of LQ and GT) with random
-flips and 90-degree rotations, drawn uniformly over the pairs of every task (one universal
-network). All randomness comes from one `torch.Generator`, so a run is reproducible and its
-data stream resumes exactly from the generator's saved state.
-"""
+"""Training and validation images on disk: the task folders, the demo set built on demand,
+and pairs read (checked: 8-bit, LQ and GT of one size) one at a time or all into memory.
+`uir.training.stream` turns them into the training batches."""
 from __future__ import annotations
 
 import json
@@ -15,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uir.data.paired import DataError, pair_folders, read_image_uint8
+from uir.data.paired import DataError, ImagePair, pair_folders, read_image_uint8
 
 DEMO_DATA_COMMAND = "python scripts/make_demo_data.py --out {root}"
 
@@ -83,21 +79,33 @@ def demo_manifest_mismatch(root: str | Path, make_demo: dict | None) -> str | No
     return f"{root} was built with other make_demo arguments ({listing}); training on what is there"
 
 
+def read_pair(pair: ImagePair, option: str) -> tuple[np.ndarray, np.ndarray]:
+    """An LQ/GT pair as RGB uint8 `[H, W, 3]` arrays of one size; errors name the files."""
+    lq, gt = read_image_uint8(pair.lq), read_image_uint8(pair.gt)
+    if lq.dtype != np.uint8 or gt.dtype != np.uint8:
+        raise DataError(f"{option}: {pair.lq} / {pair.gt}: training reads 8-bit images only")
+    if lq.shape != gt.shape:
+        raise DataError(f"{option}: {pair.lq} is {lq.shape[:2]} but {pair.gt} is {gt.shape[:2]}; "
+                        f"LQ and GT must have the same size")
+    return lq, gt
+
+
+def task_pairs(root: str | Path, split: str, task: str, max_images: int | None = None,
+               option: str = "datasets") -> list[ImagePair]:
+    """The LQ/GT pairs of ROOT/split/task (ROOT/task when split is ""), in sorted order."""
+    folder = task_dir(root, split, task)
+    return pair_folders(folder / "LQ", folder / "GT", lq_option=f"{option} ({folder}/LQ)",
+                        gt_option=f"{option} ({folder}/GT)", max_images=max_images)
+
+
 def load_pairs(root: str | Path, split: str, tasks: tuple[str, ...], max_per_task: int | None = None,
                option: str = "datasets") -> list[PairSet]:
-    """Every LQ/GT pair of ROOT/split/<task> for the tasks, grouped by image size."""
+    """Every LQ/GT pair of ROOT/split/<task> for the tasks (ROOT/<task> when split is ""), grouped
+    by image size."""
     groups: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray, str, str]]] = {}
     for task in tasks:
-        folder = task_dir(root, split, task)
-        pairs = pair_folders(folder / "LQ", folder / "GT", lq_option=f"{option} ({folder}/LQ)",
-                             gt_option=f"{option} ({folder}/GT)", max_images=max_per_task)
-        for pair in pairs:
-            lq, gt = read_image_uint8(pair.lq), read_image_uint8(pair.gt)
-            if lq.dtype != np.uint8 or gt.dtype != np.uint8:
-                raise DataError(f"{option}: {pair.lq} / {pair.gt}: training reads 8-bit images only")
-            if lq.shape != gt.shape:
-                raise DataError(f"{option}: {pair.lq} is {lq.shape[:2]} but {pair.gt} is {gt.shape[:2]}; "
-                                f"LQ and GT must have the same size")
+        for pair in task_pairs(root, split, task, max_per_task, option):
+            lq, gt = read_pair(pair, option)
             groups.setdefault(lq.shape[:2], []).append((lq, gt, task, pair.name))
     return [
         PairSet(
@@ -108,57 +116,3 @@ def load_pairs(root: str | Path, split: str, tasks: tuple[str, ...], max_per_tas
         )
         for items in groups.values()
     ]
-
-
-def augment(lq: Tensor, gt: Tensor, flip_h: bool, flip_v: bool, rot90: bool) -> tuple[Tensor, Tensor]:
-    """The same flips and transpose-rotation for both images `[3, H, W]`."""
-    dims = [d for d, on in ((-1, flip_h), (-2, flip_v)) if on]
-    if dims:
-        lq, gt = lq.flip(dims), gt.flip(dims)
-    if rot90:
-        lq, gt = lq.transpose(-1, -2), gt.transpose(-1, -2)
-    return lq, gt
-
-
-class PatchSampler:
-    """Draws training batches `(lq, gt)` float32 in [0, 1], `[B, 3, p, p]`, from the pairs."""
-
-    def __init__(self, pair_sets: list[PairSet], patch_size: int, batch_size: int, use_flip: bool, use_rot: bool):
-        self.sets = list(pair_sets)
-        small = [tuple(s.lq.shape[-2:]) for s in self.sets if min(s.lq.shape[-2:]) < patch_size]
-        if small:
-            raise DataError(f"datasets.train.patch_size: {patch_size} is larger than images of size {small[0]}; "
-                            f"lower patch_size")
-        self.sizes = torch.tensor([s.lq.shape[0] for s in self.sets])
-        self.patch_size = patch_size
-        self.batch_size = batch_size
-        self.use_flip = use_flip
-        self.use_rot = use_rot
-
-    @property
-    def num_pairs(self) -> int:
-        return int(self.sizes.sum())
-
-    def _locate(self, index: int) -> tuple[PairSet, int]:
-        for s in self.sets:
-            if index < s.lq.shape[0]:
-                return s, index
-            index -= s.lq.shape[0]
-        raise IndexError(index)
-
-    def sample(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        p = self.patch_size
-        picks = torch.randint(0, self.num_pairs, (self.batch_size,), generator=generator).tolist()
-        lqs, gts = [], []
-        for index in picks:
-            pairs, i = self._locate(index)
-            h, w = pairs.lq.shape[-2:]
-            top = int(torch.randint(0, h - p + 1, (1,), generator=generator))
-            left = int(torch.randint(0, w - p + 1, (1,), generator=generator))
-            flips = torch.rand(3, generator=generator).lt(0.5).tolist()
-            lq = pairs.lq[i, :, top:top + p, left:left + p]
-            gt = pairs.gt[i, :, top:top + p, left:left + p]
-            lq, gt = augment(lq, gt, self.use_flip and flips[0], self.use_flip and flips[1], self.use_rot and flips[2])
-            lqs.append(lq)
-            gts.append(gt)
-        return torch.stack(lqs).float() / 255.0, torch.stack(gts).float() / 255.0

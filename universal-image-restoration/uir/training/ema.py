@@ -44,6 +44,11 @@ class EMA:
             else:
                 target.lerp_(value.to(target.dtype), 1.0 - decay)
 
+    def restart(self, model: nn.Module) -> None:
+        """Start again from `model`'s weights (no update counted yet)."""
+        self.model.load_state_dict(model.state_dict(), strict=True)
+        self.step = 0
+
     def state_dict(self) -> dict:
         return {"step": self.step, "model": self.model.state_dict()}
 

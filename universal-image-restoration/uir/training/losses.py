@@ -16,7 +16,7 @@ the batch, as the reference's MatchingLoss does.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from uir.common.checks import check_choice
 from uir.sde.irsde import IRSDE
@@ -75,3 +75,15 @@ def training_loss(
 def sample_timesteps(batch: int, T: int, generator: torch.Generator) -> Tensor:
     """Integer times uniform in 1..T, one per sample (as the reference's generate_random_states)."""
     return torch.randint(1, T + 1, (batch,), generator=generator, device=generator.device)
+
+
+def train_step(model: nn.Module, sde: IRSDE, fit_target: str, lq: Tensor, gt: Tensor, t: Tensor, noise: Tensor,
+               loss_type: str = "l1", contexts: tuple[Tensor | None, Tensor | None] = (None, None)) -> Tensor:
+    """The loss of one batch (differentiable): the network at x_t = noise_state(gt, lq, t, noise),
+    called as the reference does, `model(x_t, lq, t, text_context=degra_context,
+    image_context=image_context)` with `contexts` = (image_context, degra_context) from DA-CLIP
+    (None for a network that reads none) and the integer times as floats."""
+    image_context, degra_context = contexts
+    xt = sde.noise_state(gt, lq, t, noise)
+    output = model(xt, lq, t.to(torch.float32), text_context=degra_context, image_context=image_context)
+    return training_loss(sde, fit_target, output, xt=xt, x0=gt, mu=lq, t=t, noise=noise, loss_type=loss_type)

@@ -1,4 +1,4 @@
-"""Evaluation over several processes with `torchrun` and `torch.distributed`.
+"""Runs over several processes with `torchrun` and `torch.distributed` (test.py and train.py).
 
 `DistContext.from_env()` reads torchrun's RANK, WORLD_SIZE and LOCAL_RANK (and MASTER_ADDR /
 MASTER_PORT) and joins the process group: gloo on the CPU, nccl on CUDA, one GPU per process
@@ -9,6 +9,7 @@ context whose methods do nothing, so callers need no special case.
   dist_validation): every item once, none twice, no padding.
 - `gather(obj)`: every rank's object, in rank order, on rank 0 (None elsewhere);
   `broadcast(obj)`: rank 0's object on every rank.
+- `mean(value)`: the mean of every rank's number (e.g. a loss for the log).
 - `barrier()`, `check()`: wait for all ranks / stop if another rank failed.
 - `guard()`: a `with` block for the whole run. A rank that raises leaves a note in the
   rendezvous store; the others raise `RankFailure` naming it at their next `barrier`, `gather`
@@ -154,6 +155,14 @@ class DistContext:
         box = [obj if self.is_main else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def mean(self, value: float) -> float:
+        """The mean of every rank's `value` (a collective: every rank calls it at the same point)."""
+        if not self.is_distributed:
+            return value
+        total = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.item() / self.world_size
 
     def barrier(self, what: str = "barrier") -> None:
         """Wait until every rank arrives; `RankFailure` if one failed or `timeout_s` passes."""
