@@ -21,8 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from uir.common.cli import report_user_error, run_script
-from uir.reporting import PAPER_VALUES_FILE, ReportError, default_report_dir, write_paper_report
+from uir.common.cli import run_script
+from uir.reporting import PAPER_VALUES_FILE, default_report_dir, write_paper_report
+from uir.reporting.cli import write_and_list
 
 PROG = "paper_report.py"
 
@@ -45,18 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        out = args.out or default_report_dir(args.run_dirs)
-        paper_values = None if args.no_paper else args.paper_values
-        files = write_paper_report(args.run_dirs, out, paper_values=paper_values, overwrite=args.overwrite,
-                                   layout=args.layout)
-    except (ReportError, OSError) as exc:
-        return report_user_error(PROG, exc)
-    for note in files.notes:
-        print(f"note: {note}", file=sys.stderr)
-    for path in files.all:
-        print(path)
-    return 0
+    paper_values = None if args.no_paper else args.paper_values
+    return write_and_list(PROG, lambda: write_paper_report(args.run_dirs, args.out or default_report_dir(args.run_dirs),
+                                                           paper_values=paper_values, overwrite=args.overwrite,
+                                                           layout=args.layout))
 
 
 if __name__ == "__main__":

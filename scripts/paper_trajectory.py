@@ -19,8 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from uir.common.cli import report_user_error, run_script
-from uir.reporting import ReportError, default_report_dir
+from uir.common.cli import run_script
+from uir.reporting import default_report_dir
+from uir.reporting.cli import write_and_list
 from uir.reporting.trajectory_report import FIGURES, report_dir_name, write_trajectory_report
 
 PROG = "paper_trajectory.py"
@@ -39,16 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        out = args.out or default_report_dir([args.run_dir], report_dir_name(args.run_dir))
-        report = write_trajectory_report(args.run_dir, out, figures=args.figures, overwrite=args.overwrite)
-    except (ReportError, OSError) as exc:
-        return report_user_error(PROG, exc)
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
-    for path in report.all:
-        print(path)
-    return 0
+    return write_and_list(PROG, lambda: write_trajectory_report(
+        args.run_dir, args.out or default_report_dir([args.run_dir], report_dir_name(args.run_dir)),
+        figures=args.figures, overwrite=args.overwrite))
 
 
 if __name__ == "__main__":
