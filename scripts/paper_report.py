@@ -6,8 +6,13 @@ Reads each run folder's results.json (rows: task, sampler or label, NFE, metrics
 image) and writes, into --out (default: paper_report[_N] beside the first run folder):
 - figure2_<task>.png: FID, LPIPS, PSNR and SSIM against NFE (log axis), one line per sampler
   label, the paper's published curve of the same label dashed, the LQ input dotted;
+- with --layout paper instead: figure2_paper.png, the published layout (FID and LPIPS against
+  NFE per task, log-log axes);
 - paper_tables.md / paper_tables.csv: task x label x NFE, the paper's value beside ours where
-  it has one (uir/reporting/paper_values.yml, with its sources), seconds per image, image counts.
+  it has one (uir/reporting/paper_values.yml, with its sources), seconds per image, image counts;
+- ten_tasks.md / ten_tasks.csv, where the runs hold Posterior NFE 100 and MR Sampler-2
+  (options/paper_ten_tasks.yml): per task, the smallest NFE at which MR Sampler-2 matches
+  posterior-100 on LPIPS and FID within the paper's own spread, and the measured speed-up.
 Runs are combined; a later run's row replaces an earlier one's for the same (task, label, NFE).
 """
 from __future__ import annotations
@@ -16,8 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from uir.common.cli import report_user_error, run_script
-from uir.reporting import PAPER_VALUES_FILE, ReportError, default_report_dir, write_paper_report
+from uir.common.cli import run_script
+from uir.reporting import PAPER_VALUES_FILE, default_report_dir, write_paper_report
+from uir.reporting.cli import write_and_list
 
 PROG = "paper_report.py"
 
@@ -32,22 +38,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the paper's numbers (default: %(default)s)")
     parser.add_argument("--no-paper", action="store_true",
                         help="leave the paper's numbers out (runs of another network, e.g. the demo's)")
+    parser.add_argument("--layout", choices=("strip", "paper"), default="strip",
+                        help="Figure 2: a strip of FID, LPIPS, PSNR, SSIM per task (default), or the paper's "
+                             "layout (FID and LPIPS per task, log-log axes)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        out = args.out or default_report_dir(args.run_dirs)
-        paper_values = None if args.no_paper else args.paper_values
-        files = write_paper_report(args.run_dirs, out, paper_values=paper_values, overwrite=args.overwrite)
-    except (ReportError, OSError) as exc:
-        return report_user_error(PROG, exc)
-    for note in files.notes:
-        print(f"note: {note}", file=sys.stderr)
-    for path in files.all:
-        print(path)
-    return 0
+    paper_values = None if args.no_paper else args.paper_values
+    return write_and_list(PROG, lambda: write_paper_report(args.run_dirs, args.out or default_report_dir(args.run_dirs),
+                                                           paper_values=paper_values, overwrite=args.overwrite,
+                                                           layout=args.layout))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,8 @@ def test_report_of_two_runs_holds_every_point_with_the_paper_beside_ours(two_run
     assert markdown.index("## low-light") < markdown.index("## motion-blurry")
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / "figure2_low-light.png"), str(out / "figure2_motion-blurry.png"),
-                       str(out / "paper_tables.md"), str(out / "paper_tables.csv")]
+                       str(out / "paper_tables.md"), str(out / "paper_tables.csv"),
+                       str(out / "ten_tasks.md"), str(out / "ten_tasks.csv")]  # low-light has posterior-100 and MRS-2
 
 
 def test_report_never_overwrites_unasked(two_runs, tmp_path, report_script, capsys):
@@ -139,7 +140,7 @@ def test_bad_run_folder_is_one_line_and_exit_2(tmp_path, report_script, capsys, 
 
 def test_paper_values_file_is_checked(tmp_path):
     paper = load_paper_values()
-    assert len(paper.values) == 144 and paper.get("Motion-Blurry", "Euler", "fid", 50).value == 61.21
+    assert len(paper.values) == 208 and paper.get("Motion-Blurry", "Euler", "fid", 50).value == 61.21
     assert paper.get("rain100h", "MR Sampler (noise)", "psnr", 10).value == 6.623
     assert paper.get("celeba-hq", "mr sampler sde", "ssim", 5).value == 0.8930
     bad = tmp_path / "values.yml"

@@ -15,8 +15,7 @@ from torch import Tensor
 
 from uir.runtime import auto_batch_size
 from uir.samplers import PerSampleNoise
-from uir.samplers.base import Denoiser
-from uir.samplers.base import Sampler
+from uir.samplers.base import Callback, Denoiser, Sampler, Step
 from uir.sde.irsde import IRSDE
 
 Contexts = tuple[Tensor | None, Tensor | None]  # (image context, degradation context)
@@ -73,15 +72,22 @@ class Restorer:
         """DA-CLIP's (image, degradation) contexts of a batch of LQ images in [0, 1], or (None, None)."""
         return self.encoder(lq) if self.encoder is not None else (None, None)
 
-    def restore(self, lq: Tensor, seeds: Sequence[int], sampler: Sampler, contexts: Contexts | None = None) -> Restoration:
+    def restore(self, lq: Tensor, seeds: Sequence[int], sampler: Sampler, contexts: Contexts | None = None,
+                callback: Callback | None = None) -> Restoration:
         """Restore a batch of LQ images `lq` [B,3,H,W] in [0, 1]: draw x_T = mu + sigma_inf z from
         each image's generator (seeded by `seeds`), then sample; stochastic samplers keep drawing
-        from it. `contexts` default to DA-CLIP's of `lq`."""
+        from it. `contexts` default to DA-CLIP's of `lq`. `callback` sees `Step(0, t_start, x_T)`
+        first (the prior sample at the start of the sampler's grid), then every step of the
+        sampler (`Sampler.sample`); it changes no number."""
         image_context, text_context = self.contexts(lq) if contexts is None else contexts
         noise = PerSampleNoise.from_seeds(seeds, lq.device)
         x_T = self.sde.prior_sample(lq, noise(lq))
+        if callback is not None:
+            grid = sampler.timesteps() if hasattr(sampler, "timesteps") else [float(self.sde.T)]
+            callback(Step(0, float(grid[0]), x_T))
         watch = FiniteWatch(self.denoiser, lq.shape[0], lq.device)
-        result = sampler.sample(watch, x_T, lq, text_context=text_context, image_context=image_context, noise=noise)
+        result = sampler.sample(watch, x_T, lq, text_context=text_context, image_context=image_context, noise=noise,
+                                callback=callback)
         return Restoration(result.x, result.model_calls, finite_per_image(result.x), watch.first_bad)
 
     def probe(self, batch: int, height: int, width: int) -> None:

@@ -29,6 +29,7 @@ from uir.evaluation.sink import Restored, ResultSink
 from uir.evaluation.tables import INPUT, Layout, settings_columns
 from uir.evaluation.sweep import build_sweep, load_restorer
 from uir.evaluation.tasks import TaskData, resolve_tasks
+from uir.evaluation.trajectory import TrajectoryRecorder, select_images, trajectory_path
 from uir.metrics import quantize_to_uint8
 from uir.metrics.reference import validate_crop
 from uir.options.schema import EvalOptions
@@ -75,6 +76,7 @@ class Evaluation:
     scorer: Scorer | None
     batch_size: int
     ctx: DistContext
+    trajectories: dict[str, frozenset[int]] | None = None  # each task's images whose trajectories are kept
 
     @property
     def layout(self) -> Layout:
@@ -85,15 +87,33 @@ class Evaluation:
         """Each point's settings columns, by folder."""
         return {folder: sampler.settings() for folder, sampler in self.samplers.items()}
 
+    def recorder(self, task: TaskData, point: SweepPoint, indices: list[int], seeds: list[int], sink: ResultSink
+                 ) -> TrajectoryRecorder | None:
+        """The per-step callback that keeps the trajectories of the batch's chosen images (None: none chosen)."""
+        chosen = (self.trajectories or {}).get(task.name, frozenset())
+        rows = {k: i for k, i in enumerate(indices) if i in chosen}
+        if not rows:
+            return None
+        return TrajectoryRecorder(sink.run_dir, task, point, self.samplers[point.folder], self.restorer.sde, rows,
+                                  dict(enumerate(seeds)), self.options.trajectory.predictions)
+
     def restore(self, task: TaskData, point: SweepPoint, indices: list[int], lq: Tensor, gt: Tensor | None,
-                gt_u8: Tensor | None, contexts: tuple[Tensor | None, Tensor | None]) -> Restored:
+                gt_u8: Tensor | None, contexts: tuple[Tensor | None, Tensor | None], sink: ResultSink) -> Restored:
         device = self.restorer.device
         seeds = [self.options.restorer.seed + i for i in indices]
+        recorder = self.recorder(task, point, indices, seeds, sink)
         synchronize(device)
         start = time.perf_counter()
-        result = self.restorer.restore(lq, seeds, self.samplers[point.folder], contexts)
-        errors = result.failures()  # synchronises
+        try:
+            result = self.restorer.restore(lq, seeds, self.samplers[point.folder], contexts, callback=recorder)
+            errors = result.failures()  # synchronises
+        except BaseException:
+            if recorder is not None:
+                recorder.discard()
+            raise
         seconds = (time.perf_counter() - start) / len(seeds)
+        if recorder is not None:  # after the timing: writing the trajectory is not sampling time
+            recorder.finish(errors, result.model_calls)
         out_u8 = quantize_to_uint8(result.x)
         metrics = {}
         if self.scorer is not None and gt_u8 is not None:
@@ -135,7 +155,7 @@ class Evaluation:
 
             def attempt(sub: list[int], point: SweepPoint = point) -> None:
                 restored = self.restore(task, point, sub, take(lq, sub), take(gt, sub), take(gt_u8, sub),
-                                        (take(contexts[0], sub), take(contexts[1], sub)))
+                                        (take(contexts[0], sub), take(contexts[1], sub)), sink)
                 sink.record(task, point, sub, restored)
 
             failed = len(backoff.failures)
@@ -146,14 +166,32 @@ class Evaluation:
         for i in indices:
             pending[i].clear()
 
+    def considered(self, task: TaskData) -> list[int]:
+        """The images of `task` the run restores: all of them, or with `trajectory.only` the chosen ones."""
+        if self.options.trajectory is not None and self.options.trajectory.only:
+            return sorted((self.trajectories or {}).get(task.name, ()))
+        return list(range(len(task.pairs)))
+
     def _pending(self, task: TaskData, sink: ResultSink) -> dict[int, set[str]]:
         """For each image, the sweep points (folders), and `input`, it still needs."""
         done = sink.done()
         scored = self.scorer is not None and task.has_gt
         input_key = PointKey(task.name, INPUT, 0)
+        considered = set(self.considered(task))
         return {i: {p.folder for p in self.points if (p.key(task.name), pair.name) not in done}
                    | ({INPUT} if scored and (input_key, pair.name) not in done else set())
+                   if i in considered else set()
                 for i, pair in enumerate(task.pairs)}
+
+    def _missing_trajectories(self, task: TaskData, pending: dict[int, set[str]], run_dir) -> None:
+        """Warn about chosen images restored by an earlier session that kept no trajectory (resume)."""
+        chosen = (self.trajectories or {}).get(task.name, frozenset())
+        missing = [f"{task.pairs[i].name} ({p.folder})" for i in sorted(chosen) for p in self.points
+                   if p.folder not in pending[i] and not trajectory_path(run_dir, task.name, p, task.pairs[i].name).is_file()]
+        if missing and self.ctx.is_main:
+            logger.warning("[%s] trajectory: %d restoration(s) were done by an earlier session without keeping their "
+                           "trajectory, and are not redone: %s; start a new run to record them", task.name,
+                           len(missing), ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
 
     def _sets_from_disk(self, task: TaskData, sink: ResultSink) -> None:
         """On the main rank, for the set metrics (FID): the task's GT statistics, and the features of
@@ -163,9 +201,10 @@ class Evaluation:
             return
         index = {pair.name: i for i, pair in enumerate(task.pairs)}
         rows = sink.rows()
+        considered = self.considered(task)
         for metric in sets.values():
             metric.reference_folder(task.name, task.gt_dir)
-            metric.add_files(PointKey(task.name, INPUT, 0), list(range(len(task.pairs))), [p.lq for p in task.pairs])
+            metric.add_files(PointKey(task.name, INPUT, 0), considered, [task.pairs[i].lq for i in considered])
             for point in self.points:
                 done = [r for r in rows if r["output"] and r["image"] in index
                         and PointKey.of_row(r) == point.key(task.name)]
@@ -177,8 +216,9 @@ class Evaluation:
         batches: the same batches as in one process); returns how many were skipped."""
         pending = self._pending(task, sink)
         self._sets_from_disk(task, sink)
+        self._missing_trajectories(task, pending, sink.run_dir)
         total = sum(len(p - {INPUT}) for p in pending.values())
-        skipped = len(task.pairs) * len(self.points) - total
+        skipped = len(self.considered(task)) * len(self.points) - total
         if skipped and self.ctx.is_main:
             logger.info("[%s] %d restoration(s) already done: skipped", task.name, skipped)
         todo = [i for i in range(len(task.pairs)) if pending[i]]
@@ -230,6 +270,7 @@ def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[Ta
     crop = options.effective_crop_border
     metrics = options.scoring.selected
     tasks = resolve_tasks(options.data)
+    trajectories = select_images(options.trajectory, tasks) if options.trajectory is not None else None
     sizes = {task.name: image_sizes(task, crop if metrics else None) for task in tasks}
     sde = IRSDE.from_settings(options.restorer.sde)
     points = options.points
@@ -241,4 +282,4 @@ def prepare(options: EvalOptions, ctx: DistContext) -> tuple[Evaluation, list[Ta
     every_size = [s for task_sizes in sizes.values() for s in task_sizes]
     batch_size = _batch_size(options, restorer, every_size)
     _warm_up(options, restorer, batch_size, every_size)
-    return Evaluation(options, restorer, points, samplers, scorer, batch_size, ctx), tasks, sizes
+    return Evaluation(options, restorer, points, samplers, scorer, batch_size, ctx, trajectories), tasks, sizes

@@ -36,9 +36,10 @@ logger = logging.getLogger(__name__)
 PER_IMAGE_FILE = "per_image.csv"
 # Options that change no number of a restored image: where the run goes, how it is batched and
 # loaded, which sweep points and how many images it covers (a resumed run may add those), and
-# the device (a run started on one machine may finish on another).
+# the device (a run started on one machine may finish on another), and the extra records a run
+# keeps (trajectories, the reference's workbooks).
 NOT_FINGERPRINTED = ("name", "results_root", "overwrite", "resume", "batch_size", "num_workers", "max_images",
-                     "sweep", "sampler", "device", "gpu_ids")
+                     "sweep", "sampler", "device", "gpu_ids", "trajectory", "xlsx")
 CHECKPOINT_KEYS = ("pretrain_model_G", "daclip")
 HASHED_BYTES = 1 << 20
 

@@ -28,6 +28,7 @@ from uir.evaluation.run_folder import LOG_FILE, OPTIONS_FILE, RunFolder, log_to_
 from uir.evaluation.sink import FILE_LOGGER, ResultSink, file_logger
 from uir.evaluation.sweep import build_sweep
 from uir.evaluation.tables import INPUT, Layout, settings_columns, summarize, to_markdown, write_tables
+from uir.evaluation.workbook import require_openpyxl, write_workbooks
 from uir.metrics.registry import count_column
 from uir.evaluation.tasks import TaskData
 from uir.options.schema import EvalOptions
@@ -63,6 +64,8 @@ def run(options: EvalOptions, *, progress: bool = True, source: str | None = Non
     except ValueError as exc:
         raise OptionsError(f"torchrun: {exc}") from exc
     with ctx.guard():
+        if options.outputs.xlsx:
+            require_openpyxl()
         evaluation, tasks, sizes = prepare(options, ctx)
         folder = None
         if ctx.is_main:
@@ -158,6 +161,8 @@ def _run_in(folder: RunFolder | None, evaluation: Evaluation, tasks: list[TaskDa
                 "ranks": ctx.world_size, "crop_border": options.effective_crop_border, "seed": options.restorer.seed,
                 "precision": options.restorer.runtime.precision, "batch_size": evaluation.batch_size, "options": source}
         paths = write_tables(folder.path, table, layout.table, meta=meta)
+        if options.outputs.xlsx:
+            paths.update(write_workbooks(folder.path, table))
         if failures:
             logger.error("%d restoration(s) gave no result; the table counts them as failed", len(failures))
         paths.update(per_image=sink.per_image.path, options=folder.path / OPTIONS_FILE, log=folder.path / LOG_FILE)

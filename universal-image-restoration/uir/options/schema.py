@@ -11,6 +11,7 @@ in Python they are grouped in blocks a reader can hold in mind:
       scoring   MetricOptions     which metrics, their weights, crop_border
       outputs   OutputOptions     the run folder: name, results_root, suffix, overwrite / resume
       sweep     SweepOptions      which samplers at which NFEs
+      trajectory TrajectoryOptions every step's state of chosen images (optional)
 
 `parse_options` turns the raw YAML mapping into an `EvalOptions`; nothing downstream reads raw
 dicts. Every error is a `ValueError` that names the key and says what is valid.
@@ -31,6 +32,7 @@ from uir.metrics.registry import METRICS, default_metrics
 from uir.options.blocks import REFERENCE_TASKS, DatasetOptions, DegradationOptions
 from uir.options.restorer import RestorerOptions
 from uir.options.sweep import SweepOptions, SweepPoint
+from uir.options.trajectory import TrajectoryOptions
 from uir.samplers.options import check_overrides
 from uir.samplers.registry import SAMPLERS
 
@@ -135,6 +137,8 @@ class OutputOptions(Block):
     results_root: str = option("results", check=_results_root, flag="--results-root", metavar="DIR",
                                help="where run folders are created (default: results)")
     save_images: bool = option(True, check=boolean, help="write the restored PNGs")
+    xlsx: bool = option(False, check=boolean, flag="--xlsx",
+                        help="also write <task>.xlsx per task with the reference's columns (needs openpyxl)")
     overwrite: bool = option(False, check=boolean, flag="--overwrite", help="replace an existing run folder <name>")
     resume: bool | str = option(False, check=_resume, flag="--resume", nargs="?", metavar="RUN_DIR",
                                 help="continue an interrupted run (the newest run folder of this name, or RUN_DIR)")
@@ -155,6 +159,8 @@ class EvalOptions(Block):
     scoring: MetricOptions = option(block=MetricOptions, flatten=True)
     outputs: OutputOptions = option(block=OutputOptions, flatten=True)
     sweep: SweepOptions = option(block=SweepOptions)
+    trajectory: TrajectoryOptions | None = option(None, block=TrajectoryOptions,
+                                                  help="keep every step's state of chosen images (trajectories/)")
 
     def __post_init__(self) -> None:
         points = self.points

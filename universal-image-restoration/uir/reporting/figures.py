@@ -1,9 +1,11 @@
-"""Figure 2 of the paper for one task: FID, LPIPS, PSNR and SSIM against NFE.
+"""Figure 2 of the paper: FID, LPIPS, PSNR and SSIM against NFE.
 
-One panel per metric, one line per sampler label (ours solid with dots, the paper's published
-curve of the same label dashed with crosses in the same colour), the LQ input as a dotted
-horizontal line, NFE on a log axis as in the paper. Drawn with matplotlib's object API and the
-Agg canvas (no pyplot state, no display needed).
+`draw_figure2` (the report's default): one strip per task, one panel per metric. `draw_figure2_paper`
+(`paper_report.py --layout paper`): the published figure's layout, an FID and an LPIPS panel per
+task in one figure, both axes logarithmic. One line per sampler label (ours solid with dots, the
+paper's published curve of the same label dashed with crosses in the same colour), the LQ input as
+a dotted horizontal line. Drawn with matplotlib's object API and the Agg canvas (no pyplot state,
+no display needed).
 """
 from __future__ import annotations
 
@@ -56,14 +58,8 @@ def _panel(ax, metric: str, rows: Sequence[ResultRow], paper: PaperValues, task:
     ax.grid(True, alpha=0.3)
 
 
-def draw_figure2(task: str, rows: Sequence[ResultRow], paper: PaperValues, path: str | os.PathLike) -> Path:
-    """Write the task's four-panel PNG to `path` (rows of other tasks are ignored)."""
-    rows = [r for r in rows if r.task == task]
-    figure = Figure(figsize=(17, 4.4), dpi=110, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(FIGURE_METRICS))
-    for ax, metric in zip(axes, FIGURE_METRICS):
-        _panel(ax, metric, rows, paper, task)
+def _legend(figure: Figure, axes, rows: Sequence[ResultRow], paper: PaperValues) -> None:
+    """One legend below the panels: each label, its paper curve, the input."""
     handles: dict[str, object] = {}
     for ax in axes:
         for handle, name in zip(*ax.get_legend_handles_labels()):
@@ -73,10 +69,47 @@ def draw_figure2(task: str, rows: Sequence[ResultRow], paper: PaperValues, path:
     names = [name for name in order if name in handles]
     if names:
         figure.legend([handles[n] for n in names], names, loc="outside lower center", ncols=min(len(names), 6))
+
+
+def draw_figure2(task: str, rows: Sequence[ResultRow], paper: PaperValues, path: str | os.PathLike) -> Path:
+    """Write the task's four-panel PNG to `path` (rows of other tasks are ignored)."""
+    rows = [r for r in rows if r.task == task]
+    figure = Figure(figsize=(17, 4.4), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(FIGURE_METRICS))
+    for ax, metric in zip(axes, FIGURE_METRICS):
+        _panel(ax, metric, rows, paper, task)
+    _legend(figure, axes, rows, paper)
     figure.suptitle(f"{task}: metrics against NFE")
     path = Path(path)
     figure.savefig(path)
     return path
 
 
-__all__ = ["FIGURE_METRICS", "draw_figure2"]
+PAPER_LAYOUT_METRICS = ("fid", "lpips")
+
+
+def draw_figure2_paper(tasks: Sequence[str], rows: Sequence[ResultRow], paper: PaperValues,
+                       path: str | os.PathLike) -> Path:
+    """The published layout: FID and LPIPS against NFE for every task side by side (four panels a
+    row), log-log axes."""
+    panels = [(task, metric) for task in tasks for metric in PAPER_LAYOUT_METRICS]
+    columns = min(len(panels), 4)
+    lines = -(-len(panels) // columns)
+    figure = Figure(figsize=(4.4 * columns, 3.9 * lines + 0.8), dpi=110, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(lines, columns, squeeze=False).ravel()
+    for ax, (task, metric) in zip(axes, panels):
+        _panel(ax, metric, [r for r in rows if r.task == task], paper, task)
+        ax.set_title(f"{task}: {METRICS[metric].title}")
+        if any(line.get_ydata().size for line in ax.get_lines()):
+            ax.set_yscale("log")
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    _legend(figure, axes[:len(panels)], rows, paper)
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
+__all__ = ["FIGURE_METRICS", "PAPER_LAYOUT_METRICS", "draw_figure2", "draw_figure2_paper"]

@@ -80,12 +80,13 @@ def load_paper_values(path: str | os.PathLike = PAPER_VALUES_FILE) -> PaperValue
             raise _fail(path, where, f"metric {entry['metric']!r} is not one of {list(PAPER_METRICS)}")
         if len(entry["nfe"]) != len(entry["values"]):
             raise _fail(path, where, f"{len(entry['nfe'])} NFEs but {len(entry['values'])} values")
-        for nfe, value in zip(entry["nfe"], entry["values"]):
-            key = (match_key(entry["task"]), match_key(entry["label"]), entry["metric"], int(nfe))
-            if key in values:
-                what = f"{entry['task']} {entry['label']} {entry['metric']} NFE {nfe}"
-                raise _fail(path, where, f"a second value for {what}")
-            values[key] = PaperValue(float(value), sources[entry["source"]])
+        tasks = entry["task"] if isinstance(entry["task"], list) else [entry["task"]]  # a list: either reading
+        for task in tasks:
+            for nfe, value in zip(entry["nfe"], entry["values"]):
+                key = (match_key(task), match_key(entry["label"]), entry["metric"], int(nfe))
+                if key in values:
+                    raise _fail(path, where, f"a second value for {task} {entry['label']} {entry['metric']} NFE {nfe}")
+                values[key] = PaperValue(float(value), sources[entry["source"]])
     return PaperValues(values, aliases, sources)
 
 

@@ -50,6 +50,8 @@ class Step:
     prediction  the network's output at the step's first evaluation, in the parameterization the
                 solver integrates ("noise" or "data"); None for a step that evaluates nothing
     denoised    the same evaluation as a data (x_0) prediction; None likewise
+    evaluated_at  the time of that evaluation (usually the time of the state the step started
+                from; the integer-grid samplers evaluate at their grid point); None likewise
     """
 
     i: int
@@ -57,6 +59,7 @@ class Step:
     x: Tensor
     prediction: Tensor | None = None
     denoised: Tensor | None = None
+    evaluated_at: float | None = None
 
 
 Callback = Callable[[Step], None]
@@ -111,14 +114,14 @@ class BoundModel:
         alpha, sigma = self.sde.marginals(t)
         return convert(out, source, x, self.mu, alpha, sigma, self.sde.sigma_inf)
 
-    def take_first_call(self) -> tuple[Tensor | None, Tensor | None]:
-        """(prediction, denoised) of the recorded evaluation, and clear it."""
+    def take_first_call(self) -> tuple[Tensor | None, Tensor | None, float | None]:
+        """(prediction, denoised, time) of the recorded evaluation, and clear it."""
         if self.first_call is None:
-            return None, None
+            return None, None, None
         x, t, out = self.first_call
         self.first_call = None
         data = out if self.parameterization == "data" else self.convert(out, self.parameterization, "data", x, t)
-        return out, data
+        return out, data, float(t)
 
 
 class BaseSampler:
@@ -190,8 +193,8 @@ class BaseSampler:
             if callback is not None:
                 if last is not None:
                     callback(last)  # one step behind: the last step is reported with the result
-                prediction, denoised = model_fn.take_first_call()
-                last = replace(step, prediction=prediction, denoised=denoised)
+                prediction, denoised, evaluated_at = model_fn.take_first_call()
+                last = replace(step, prediction=prediction, denoised=denoised, evaluated_at=evaluated_at)
             x = step.x
         x = self.finish(x)
         if last is not None:
