@@ -21,7 +21,8 @@ import pytest
 from helpers import REPO
 from uir.common.errors import RunFolderError
 from uir.evaluation import run
-from uir.evaluation.run_folder import LockOwner, RunFolder, lock_holder, process_start
+from uir.evaluation.run_folder import RunFolder
+from uir.evaluation.run_lock import LockOwner, lock_holder, process_start
 from uir.evaluation.writer import write_png
 from uir.options import build_arg_parser, load_options, overrides_from_args
 

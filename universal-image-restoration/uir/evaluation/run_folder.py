@@ -21,7 +21,6 @@ live process holds it.
 """
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -31,19 +30,18 @@ import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from uir.common.errors import RunFolderError
+from uir.evaluation.run_lock import LOCK_FILE, LockOwner, lock_holder, process_start, take_lock, write_error
 
 logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "options.yml"
 STATUS_FILE = "run.json"
-LOCK_FILE = ".lock"
 LOG_FILE = "test.log"
 # `--overwrite` keeps the run it replaces as `.<name>.replaced-<pid>-<start>` (the process that
 # moved it: `LockOwner`) until its first result, then renames it `.<name>.discarded-<pid>-<start>`
@@ -68,120 +66,6 @@ def existing_runs(results_root: Path, name: str) -> list[Path]:
 
 def is_run_folder(path: Path) -> bool:
     return path.is_dir() and ((path / STATUS_FILE).is_file() or (path / OPTIONS_FILE).is_file())
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def process_start(pid: int) -> str | None:
-    """When process `pid` started, in clock ticks since boot (field 22 of /proc/<pid>/stat on
-    Linux); None where that cannot be read (no such process, no /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()  # the name (field 2) may hold spaces and parentheses
-    return fields[19] if len(fields) > 19 else None  # fields[0] is field 3
-
-
-@dataclass(frozen=True)
-class LockOwner:
-    """The process a `.lock` names: its id, and (written since issue #26) its host and start
-    time, which tell a reused process id from the process that took the lock."""
-
-    pid: int
-    host: str | None = None  # None: a lock of an older version (the pid alone)
-    start: str | None = None  # `process_start(pid)` when the lock was taken; None where unknown
-
-    @classmethod
-    def this_process(cls) -> "LockOwner":
-        return cls(os.getpid(), socket.gethostname(), process_start(os.getpid()))
-
-    @classmethod
-    def parse(cls, text: str) -> "LockOwner | None":
-        """A lock's contents: JSON {pid, host, start}, or an older lock's bare pid; None if neither."""
-        text = text.strip()
-        try:
-            if text.isdigit():
-                return cls(int(text))
-            raw = json.loads(text)
-            return cls(int(raw["pid"]), raw.get("host"), raw.get("start"))
-        except (ValueError, TypeError, KeyError):
-            return None
-
-    def text(self) -> str:
-        return json.dumps({"pid": self.pid, "host": self.host, "start": self.start}) + "\n"
-
-    @property
-    def elsewhere(self) -> bool:
-        """Taken on another host: this one cannot see whether that process still runs."""
-        return self.host is not None and self.host != socket.gethostname()
-
-    @property
-    def is_this_process(self) -> bool:
-        return not self.elsewhere and self.pid == os.getpid() and self.start in (None, process_start(self.pid))
-
-    def alive(self) -> bool:
-        """Whether the lock's process still runs: its pid is alive and, where the start time was
-        recorded and can be read now, it started then (else the pid was reused); True for a lock
-        of another host, which this one cannot check."""
-        if self.elsewhere:
-            return True
-        if not _pid_alive(self.pid):
-            return False
-        now = process_start(self.pid) if self.start is not None else None
-        return now is None or now == self.start
-
-    def refusal(self, folder: Path) -> str:
-        """Why `folder` cannot be taken, and what to do."""
-        if self.elsewhere:
-            return (f"{folder} is locked by process {self.pid} on host {self.host!r}, not this one "
-                    f"({socket.gethostname()!r}), which cannot tell whether it still runs; if that run has ended, "
-                    f"delete {folder / LOCK_FILE} and rerun")
-        return f"{folder} is in use by a running process (pid {self.pid}); wait for it to end, or stop it"
-
-
-def lock_holder(folder: Path) -> LockOwner | None:
-    """The process that holds `folder`'s lock while it runs (or on another host); None when the
-    lock is free, stale (its process is gone, or its pid now names another process), or ours."""
-    try:
-        owner = LockOwner.parse((folder / LOCK_FILE).read_text(encoding="utf-8"))
-    except OSError:
-        return None
-    if owner is None or owner.is_this_process or not owner.alive():
-        return None
-    return owner
-
-
-def _take_lock(folder: Path) -> bool:
-    """Create `folder`'s lock naming this process; False when another process made it first. A
-    lock that cannot be written whole (a full disk) is removed and raises RunFolderError."""
-    path = folder / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(LockOwner.this_process().text())
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise _write_error(path, exc) from exc
-    return True
-
-
-def _write_error(path: Path, exc: OSError) -> RunFolderError:
-    return RunFolderError(f"cannot write {path}: {exc.strerror or exc}"
-                          + (" (the disk is full)" if exc.errno == errno.ENOSPC else ""))
 
 
 def _mkdir(path: Path, what: str) -> None:
@@ -268,7 +152,7 @@ class RunFolder:
             except OSError as exc:
                 raise RunFolderError(f"results_root: cannot create {path}: {exc.strerror or exc}") from exc
             try:
-                if _take_lock(path):
+                if take_lock(path):
                     return cls(path, "new")
             except RunFolderError:
                 path.rmdir()  # ours, and empty: the lock could not be written
@@ -291,7 +175,7 @@ class RunFolder:
         if holder is not None:
             raise RunFolderError(f"resume: {holder.refusal(folder)}")
         (folder / LOCK_FILE).unlink(missing_ok=True)  # stale: its process is gone
-        if not _take_lock(folder):
+        if not take_lock(folder):
             raise RunFolderError(f"resume: another process claimed {folder} just now")
         return cls(folder, "resume")
 
@@ -325,7 +209,7 @@ class RunFolder:
             raise RunFolderError(f"overwrite (--overwrite): another run created {target} just now") from exc
         folder = cls(target, "overwrite", aside)
         try:
-            taken = _take_lock(target)
+            taken = take_lock(target)
         except RunFolderError:
             folder.put_back()
             raise
@@ -363,7 +247,7 @@ class RunFolder:
             tmp.replace(path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise _write_error(path, exc) from exc
+            raise write_error(path, exc) from exc
 
     def first_result(self) -> None:
         """The new run has a result: the run it replaces is deleted now (renamed to `discarded`
