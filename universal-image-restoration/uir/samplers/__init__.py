@@ -7,6 +7,9 @@ registered by name in `SAMPLERS`; a sampler of one's own is one class and one de
     result = sampler.sample(model, x_T, mu, noise=torch.Generator().manual_seed(0),
                             callback=lambda step: print(step.i, step.t))
     result.x, result.model_calls, result.timesteps, result.steps
+
+MR Sampler's time points can be searched for a model (`search_timesteps`) and given back as
+`time_schedule: custom` with `timesteps:`.
 """
 from uir.samplers.base import (
     BaseSampler, BoundModel, Callback, Denoiser, ModelFn, SampleResult, Sampler, Step, build_sampler,
@@ -21,10 +24,12 @@ from uir.samplers.heun import HeunOptions, HeunSampler  # noqa: E402
 from uir.samplers.mrsampler import (  # noqa: E402
     CORRECTORS, PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, MRSampler, MRSamplerOptions,
 )
+from uir.samplers.search import SearchOutcome, find_timesteps, search_timesteps  # noqa: E402
 
 __all__ = [
     "BaseSampler", "BoundModel", "Callback", "Denoiser", "ModelFn", "SampleResult", "Sampler", "Step",
     "GeneratorNoise", "NoiseSource", "PerSampleNoise", "RecordedNoise", "SamplerBlock", "SamplerOptions",
     "SAMPLERS", "build_sampler", "EulerSampler", "PosteriorSampler", "HeunOptions", "HeunSampler",
     "CORRECTORS", "PARAMETERIZATIONS", "SOLVER_TYPES", "TIME_SCHEDULES", "MRSampler", "MRSamplerOptions",
+    "SearchOutcome", "find_timesteps", "search_timesteps",
 ]

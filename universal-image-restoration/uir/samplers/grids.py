@@ -6,6 +6,10 @@ coefficients.
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -76,6 +80,61 @@ def distinct_integers(times: Tensor) -> Tensor:
     for i in range(1, len(t)):  # from the start: back under the first point
         t[i] = min(t[i], t[i - 1] - 1)
     return torch.tensor(t, dtype=torch.float32)
+
+
+def custom_timesteps(key: str, value: Any) -> tuple[float, ...] | dict[int, tuple[float, ...]]:
+    """The check of `sampler.timesteps`: a list of time points, strictly decreasing and >= 0, or a
+    map from the number of steps (NFE) to such a list of NFE + 1 points."""
+    if isinstance(value, Mapping):
+        if not value:
+            raise ValueError(f"{key}: the map is empty; give a list of time points, or a map from NFE to a list")
+        table: dict[int, tuple[float, ...]] = {}
+        for nfe, points in value.items():
+            if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < 1:
+                raise ValueError(f"{key}: the map's keys are numbers of steps (NFE, integers >= 1), got {nfe!r}")
+            grid = _decreasing(f"{key}[{nfe}]", points)
+            if len(grid) != nfe + 1:
+                raise ValueError(f"{key}[{nfe}]: NFE {nfe} needs {nfe + 1} time points (from T down to the end), "
+                                 f"got {len(grid)}")
+            table[nfe] = grid
+        return dict(sorted(table.items()))
+    return _decreasing(key, value)
+
+
+def _decreasing(key: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) < 2:
+        raise ValueError(f"{key}: expected a list of at least two time points from T down to the end "
+                         f"(e.g. [100, 60, 25, 8, 2, 0]), got {value!r}")
+    points = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{key}: point {i} is not a finite number: {v!r}")
+        points.append(float(v))
+    for i, (a, b) in enumerate(zip(points, points[1:])):
+        if not b < a:
+            raise ValueError(f"{key}: the time points must decrease strictly; point {i + 1} ({b:g}) is not below "
+                             f"point {i} ({a:g})")
+    if points[-1] < 0:
+        raise ValueError(f"{key}: the time points must lie in [0, T]; the last is {points[-1]:g}")
+    return tuple(points)
+
+
+def pick_custom_grid(timesteps: tuple[float, ...] | dict[int, tuple[float, ...]], n_steps: int, T: int,
+                     key: str = "sampler.timesteps") -> Tensor:
+    """The custom grid for `n_steps` steps (float32, as every grid), checked against the SDE's T."""
+    if isinstance(timesteps, dict):
+        if n_steps not in timesteps:
+            raise ValueError(f"{key}: no grid for num_sample_steps={n_steps} (NFE {n_steps}); the map has grids for "
+                             f"NFE {', '.join(map(str, timesteps))}: add one, or sample with one of those")
+        grid = timesteps[n_steps]
+    else:
+        grid = timesteps
+        if len(grid) != n_steps + 1:
+            raise ValueError(f"{key}: {len(grid)} time points give {len(grid) - 1} steps, but num_sample_steps is "
+                             f"{n_steps}; give {n_steps + 1} points, or a map from NFE to a list (for a sweep)")
+    if grid[0] > T:
+        raise ValueError(f"{key}: the time points must lie in [0, T = {T}]; the first is {grid[0]:g}")
+    return torch.tensor(grid, dtype=torch.float32)
 
 
 def euler_time_grid(T: int, n_steps: int) -> list[int]:

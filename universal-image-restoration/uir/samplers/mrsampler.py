@@ -20,7 +20,7 @@ from torch import Tensor
 from uir.common.checks import boolean, choice, integer, number, optional
 from uir.common.declared import option
 from uir.samplers.base import BaseSampler, ModelFn, Step
-from uir.samplers.grids import mr_time_grid
+from uir.samplers.grids import custom_timesteps, mr_time_grid, pick_custom_grid
 from uir.samplers.mr_steps import OdeCoefficients, dynamic_threshold, ode_step, sde_step, step_coefficients
 from uir.samplers.noise import NoiseSource
 from uir.samplers.options import SamplerOptions
@@ -29,7 +29,8 @@ from uir.samplers.unic import unic_coefficients
 
 SOLVER_TYPES = ("ode", "sde")
 PARAMETERIZATIONS = ("data", "noise")
-TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "linear-lambda", "integer-lambda")
+TIME_SCHEDULES = ("linspace", "leading", "trailing", "karras-n", "karras-t", "linear-lambda", "integer-lambda",
+                  "custom")
 CORRECTORS = ("none", "unic", "unic-bh1", "unic-bh2")
 
 
@@ -43,7 +44,12 @@ class MRSamplerOptions(SamplerOptions):
     order: int = option(2, check=integer(minimum=1), help="solver order (ode 1-3, sde 1-2)")
     lambda_min: float = option(-math.inf, check=number(allow=(-math.inf,)),
                                help="stop where lambda = log(alpha / sigma_bar) falls below this")
-    time_schedule: str = option("linspace", check=choice(TIME_SCHEDULES), help="the time grid")
+    time_schedule: str = option("linspace", check=choice(TIME_SCHEDULES),
+                                help="the time grid (custom: the points of `timesteps`)")
+    timesteps: tuple[float, ...] | dict[int, tuple[float, ...]] | None = option(
+        None, check=optional(custom_timesteps),
+        help="time_schedule custom: the time points from T down to the end (NFE + 1 of them), or a map from "
+             "NFE to such a list; used as given (lambda_min and timestep_offset do not move them)")
     timestep_offset: int = option(0, check=integer(minimum=0), help="`leading` grid: shift of every point")
     rho: float = option(7.0, check=number(0, open_low=True), help="Karras grids: exponent")
     thresholding: bool = option(False, check=boolean, help="dynamic thresholding of data predictions")
@@ -60,6 +66,12 @@ class MRSamplerOptions(SamplerOptions):
                             help="ODE: UniPC's UniC corrector, no extra NFE (B(h) = h or e^h - 1)")
 
     def __post_init__(self) -> None:
+        if self.time_schedule == "custom" and self.timesteps is None:
+            raise ValueError("sampler.timesteps: time_schedule custom needs the time points: a list from T down to "
+                             "the end (NFE + 1 points), or a map from NFE to such a list")
+        if self.time_schedule != "custom" and self.timesteps is not None:
+            raise ValueError(f"sampler.timesteps: read only with time_schedule: custom (got {self.time_schedule!r}); "
+                             "set time_schedule: custom, or remove timesteps")
         max_order = 3 if self.solver_type == "ode" else 2
         if self.order > max_order:
             raise ValueError(f"sampler.order: {self.order} is not available with solver_type {self.solver_type!r}; "
@@ -128,8 +140,11 @@ class MRSampler(BaseSampler):
     def grid(self) -> tuple[list[float], Tensor, Tensor, Tensor]:
         """(t_i, alpha_i, sigma_i, lambda_i) on the grid; the arrays stay float32, as in the reference."""
         sde, c = self.sde, self.config
-        times = mr_time_grid(sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
-                             timestep_offset=c.timestep_offset, rho=c.rho)
+        if c.time_schedule == "custom":
+            times = pick_custom_grid(c.timesteps, c.num_sample_steps, sde.T)  # type: ignore[arg-type]
+        else:
+            times = mr_time_grid(sde, c.time_schedule, c.num_sample_steps, lambda_min=c.lambda_min,
+                                 timestep_offset=c.timestep_offset, rho=c.rho)
         return times.tolist(), sde.at(sde.alphas, times), sde.at(sde.sigma_bars, times), sde.at(sde.lambdas, times)
 
     def timesteps(self) -> list[float]:

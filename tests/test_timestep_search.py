@@ -1,0 +1,178 @@
+"""Issue 22: `time_schedule: custom` with `timesteps:`, and the time steps searched for a model
+(`uir.samplers.search_timesteps`), scored on draws it was not calibrated on."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from uir.evaluation import read_csv
+from uir.options import parse_options
+from uir.samplers import build_sampler, find_timesteps, search_timesteps
+from uir.samplers.reference import solve_probability_flow
+from uir.sde import IRSDE
+from uir.sde.mixture_oracle import MixtureOracle
+from uir.sde.oracle import GaussianOracle
+from workspace import make_workspace, raw_options
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = {"solver_type": "ode", "parameterization": "data", "order": 2, "lambda_min": -5.0, "time_schedule": "linspace"}
+FAST = {"solver_type": "ode", "parameterization": "data", "order": 3, "lambda_min": -5.0,
+        "time_schedule": "integer-lambda", "final_order": 1, "corrector": "unic"}
+
+
+@pytest.fixture(scope="module")
+def sde() -> IRSDE:
+    return IRSDE.create(max_sigma=50, T=100, schedule="cosine", eps=0.005)
+
+
+def draws(sde: IRSDE, seed: int, shape=(4, 3, 8, 8)):
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.rand(shape, generator=g)
+    return mu, sde.prior_sample(mu, torch.randn(shape, generator=g))
+
+
+def rmse(a, b) -> float:
+    return (a.double() - b.double()).pow(2).mean().sqrt().item()
+
+
+def sample(sde, oracle, block, nfe, x_T, mu):
+    return build_sampler("mrsampler", sde, dict(block, num_sample_steps=nfe)).sample(oracle, x_T.clone(), mu).x
+
+
+# ---- time_schedule: custom --------------------------------------------------------------------
+
+
+def test_a_custom_grid_is_used_as_given_and_equals_the_built_in_grid_it_copies(sde):
+    mu, x_T = draws(sde, 0)
+    oracle = GaussianOracle(sde, torch.full_like(mu, 0.5), 0.1, "noise")
+    linspace = build_sampler("mrsampler", sde, dict(PAPER, lambda_min=-math.inf, num_sample_steps=5))
+    custom = build_sampler("mrsampler", sde, dict(PAPER, num_sample_steps=5, time_schedule="custom", lambda_min=-1.0,
+                                                  timestep_offset=7, timesteps=linspace.timesteps()))
+    assert custom.timesteps() == linspace.timesteps() == [100.0, 80.0, 60.0, 40.0, 20.0, 0.0]
+    assert torch.equal(custom.sample(oracle, x_T, mu).x, linspace.sample(oracle, x_T, mu).x)
+    by_nfe = build_sampler("mrsampler", sde, dict(PAPER, num_sample_steps=2, time_schedule="custom",
+                                                  timesteps={2: [100, 30.5, 0], 5: [100, 80, 60, 40, 20, 0]}))
+    assert by_nfe.timesteps() == [100.0, 30.5, 0.0] and by_nfe.settings()["schedule"] == "custom"
+    assert by_nfe.sample(oracle, x_T, mu).model_calls == 2
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"timesteps": [100, 50, 0]}, "sampler.timesteps: read only with time_schedule: custom (got 'linspace')"),
+    ({"time_schedule": "custom"}, "sampler.timesteps: time_schedule custom needs the time points"),
+    ({"time_schedule": "custom", "timesteps": [100, 50, 50, 0]}, "must decrease strictly; point 2 (50)"),
+    ({"time_schedule": "custom", "timesteps": [100, 50, -1]}, "must lie in [0, T]; the last is -1"),
+    ({"time_schedule": "custom", "timesteps": [120, 50, 20, 0]}, "must lie in [0, T = 100]; the first is 120"),
+    ({"time_schedule": "custom", "timesteps": [100, "a", 0]}, "point 1 is not a finite number: 'a'"),
+    ({"time_schedule": "custom", "timesteps": [100, 0]}, "2 time points give 1 steps, but num_sample_steps is 3"),
+    ({"time_schedule": "custom", "timesteps": {2: [100, 50, 0]}}, "no grid for num_sample_steps=3 (NFE 3)"),
+    ({"time_schedule": "custom", "timesteps": {3: [100, 50, 0]}}, "timesteps[3]: NFE 3 needs 4 time points"),
+    ({"time_schedule": "custom", "timesteps": {"x": [100, 0]}}, "the map's keys are numbers of steps"),
+])
+def test_custom_grids_are_validated_naming_the_key(sde, block, message):
+    with pytest.raises(ValueError) as err:
+        build_sampler("mrsampler", sde, dict(PAPER, num_sample_steps=3, **block))
+    assert message in str(err.value)
+
+
+def test_test_py_samples_each_nfe_on_its_grid_and_writes_the_grids_back(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("uir_test_py", REPO / "test.py")
+    test_py = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_py)
+    ws = make_workspace(tmp_path)
+    grids = {2: [100.0, 12.5, 0.0], 3: [100.0, 40.0, 7.25, 0.0]}
+    raw = raw_options(ws, "runs", max_images=1, sampler={"num_sample_steps": 3, "fit_target": "noise", "order": 2,
+                                                         "time_schedule": "custom", "timesteps": grids},
+                      sweep={"runs": [{"sampler": "mrsampler", "nfe": 2}, {"sampler": "mrsampler", "nfe": 3}]})
+    opt = tmp_path / "custom.yml"
+    opt.write_text(yaml.safe_dump(raw))
+    assert test_py.main([f"-opt={opt}"]) == 0
+    written = yaml.safe_load((ws / "runs" / "t" / "options.yml").read_text())
+    assert written["sampler"]["time_schedule"] == "custom" and written["sampler"]["timesteps"] == grids
+    assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
+    rows = [r for r in read_csv(ws / "runs" / "t" / "results.csv") if r["sampler"] == "mrsampler"]
+    assert sorted((r["nfe"], r["model_calls"], r["schedule"]) for r in rows) == [(2, 2, "custom"), (3, 3, "custom")]
+
+
+# ---- the search -------------------------------------------------------------------------------
+
+
+def gaussian_case(sde):
+    m = 0.45 + 0.1 * torch.rand((4, 3, 8, 8), generator=torch.Generator().manual_seed(9))
+    oracle = GaussianOracle(sde, m, 0.1, "noise")
+    return oracle, lambda x_T, mu: oracle.ode_solution(x_T, mu, float(sde.T), 0.0).clamp(0, 1)
+
+
+def mixture_case(sde, target="velocity"):
+    g = torch.Generator().manual_seed(3)
+    templates = torch.rand((3, 3, 8, 8), generator=g)
+    oracle = MixtureOracle(sde, templates, 0.05, target)
+
+    def exact(x_T, mu):
+        x0 = lambda x, t, a, s: oracle.predictions(x, mu.double(), a, s)[1]  # noqa: E731
+        return solve_probability_flow(x0, x_T, mu, sde, substeps=4).clamp(0, 1)
+
+    return oracle, exact
+
+
+@pytest.mark.parametrize("case", [gaussian_case, mixture_case])
+def test_the_searched_grid_beats_the_papers_and_the_presets_on_held_out_draws(sde, case):
+    oracle, exact = case(sde)
+    mu, x_T = draws(sde, 1)
+    held_mu, held_x_T = draws(sde, 2)
+    truth = exact(held_x_T, held_mu)
+    block = dict(PAPER, fit_target=oracle.fit_target)
+    for nfe in (5, 10):
+        times = search_timesteps(sde, oracle, x_T, mu, nfe=nfe, config=block)
+        assert len(times) == nfe + 1 and times[0] == 100.0 and all(b < a for a, b in zip(times, times[1:]))
+        searched = rmse(sample(sde, oracle, dict(block, time_schedule="custom", timesteps=times), nfe,
+                               held_x_T, held_mu), truth)
+        paper = rmse(sample(sde, oracle, block, nfe, held_x_T, held_mu), truth)
+        fast = rmse(sample(sde, oracle, dict(FAST, fit_target=oracle.fit_target), nfe, held_x_T, held_mu), truth)
+        assert searched <= paper / 3 and searched <= fast, (nfe, searched, paper, fast)
+
+
+def test_the_search_is_deterministic_counts_its_cost_and_refuses_what_it_cannot_do(sde):
+    oracle, _ = gaussian_case(sde)
+    mu, x_T = draws(sde, 1)
+    block = dict(PAPER, fit_target="noise")
+    a = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=40, reference_substeps=1)
+    b = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=40, reference_substeps=1)
+    assert a == b and a.evaluations <= 40 and a.error <= a.start_error
+    assert a.model_calls == 100 * 1 + 4 * (a.evaluations + 1)  # the target, each grid tried, the own grid
+    with pytest.raises(ValueError, match="solver_type 'sde' samples"):
+        search_timesteps(sde, oracle, x_T, mu, nfe=5, config=dict(block, solver_type="sde"))
+    with pytest.raises(ValueError, match="nfe must be an integer >= 2"):
+        search_timesteps(sde, oracle, x_T, mu, nfe=1, config=dict(block, order=1))
+
+
+def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces_a_file(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("search_schedule", REPO / "scripts" / "search_schedule.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ws = make_workspace(tmp_path)
+    opt = tmp_path / "tiny.yml"
+    opt.write_text(yaml.safe_dump(raw_options(ws, "runs", distortion=["noisy", "hazy"],
+                                              sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
+                                                              {"sampler": "posterior", "nfe": 4}]})))
+    args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12"]
+    assert script.main(args) == 0
+    out = capsys.readouterr().out
+    assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
+    preset = tmp_path / "tiny_searched.yml"
+    written = yaml.safe_load(preset.read_text())
+    grids = written["sampler"]["timesteps"]
+    assert written["sampler"]["time_schedule"] == "custom" and sorted(grids) == [2, 3] and written["name"] == "t_searched"
+    assert written["sweep"]["runs"] == [{"sampler": "mrsampler", "nfe": 2, "label": "searched"},
+                                        {"sampler": "mrsampler", "nfe": 3, "label": "searched"},
+                                        {"sampler": "posterior", "nfe": 4}]
+    assert "Calibration: 2 images, centre-cropped to 16x16" in preset.read_text()
+    assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
+    before = preset.read_text()
+    with pytest.raises(Exception, match="exists"):
+        script.main(args)
+    assert preset.read_text() == before

@@ -1,0 +1,214 @@
+"""MR Sampler's time steps searched for the model at hand (issue 22), instead of a fixed formula.
+
+    times = search_timesteps(sde, network, x_T, mu, nfe=5, config={"order": 2, "fit_target": "noise"})
+    build_sampler("mrsampler", sde, {..., "time_schedule": "custom", "timesteps": times})
+
+The target is the probability-flow ODE solved to convergence from the same x_T
+(`uir.samplers.reference`, float64), once per calibration batch. The error of a grid is the RMSE
+between MR Sampler's output on it (with every other setting of `config`) and that target, over the
+whole batch, both clipped to [0, 1] as the sampler's output is.
+
+The method, chosen by measuring (docs/timestep_search.md): a pattern search on the interior points
+in lambda = log(alpha / sigma_bar), both ends fixed (T, and the end of the options' own grid).
+It starts from the best of a few standard grids (the options' own, linspace, linear-lambda,
+integer-lambda, karras-t, all from T), moves one point at a time by +-step while that lowers the
+error, and halves the step when no point moves, until the step is below `min_step` or
+`max_evaluations` grids were tried. Points are rounded to 1e-3 before they are tried, so the grid
+returned is exactly the one measured. Deterministic for the same inputs (no random draws).
+
+Cost in network evaluations: `T * reference_substeps` for the target (200 with the defaults and
+T = 100), then NFE per grid tried: at most `reference + NFE * max_evaluations`; `SearchOutcome`
+reports the count.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from uir.samplers.base import Denoiser
+from uir.samplers.grids import mr_time_grid
+from uir.samplers.mrsampler import MRSampler, MRSamplerOptions
+from uir.samplers.options import SamplerOptions
+from uir.samplers.reference import solve_probability_flow
+from uir.sde.irsde import IRSDE, interp
+from uir.sde.predictions import to_data
+
+START_SCHEDULES = ("linspace", "linear-lambda", "integer-lambda", "karras-t")
+DECIMALS = 3  # time points are rounded to this many decimals before they are tried
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a search found and what it cost."""
+
+    timesteps: list[float]  # from T down to the end point, NFE + 1 of them
+    error: float  # calibration RMSE to the converged ODE on `timesteps`
+    own_error: float  # the same on the options' own grid
+    start: str  # the start grid the search moved from
+    start_error: float
+    evaluations: int  # grids tried (sampler runs)
+    model_calls: int  # network evaluations in all, the reference solution's included
+
+
+class _Counted:
+    """The model, counting its evaluations."""
+
+    def __init__(self, model: Denoiser):
+        self.model, self.calls = model, 0
+
+    def __call__(self, x: Tensor, mu: Tensor, t, **contexts) -> Tensor:
+        self.calls += 1
+        return self.model(x, mu, t, **contexts)
+
+
+def search_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe: int,
+                     config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
+                     **settings: Any) -> list[float]:
+    """The searched time points for MR Sampler with `config` at `nfe` steps, from T down to the end
+    point (`find_timesteps` says more; `settings` are its keywords)."""
+    return find_timesteps(sde, model, x_T, mu, nfe=nfe, config=config, text_context=text_context,
+                          image_context=image_context, **settings).timesteps
+
+
+@torch.no_grad()
+def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe: int,
+                   config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
+                   reference_substeps: int = 2, max_evaluations: int | None = None, min_step: float = 0.01,
+                   starts: Mapping[str, list[float]] | None = None,
+                   log: Callable[[str], None] | None = None) -> SearchOutcome:
+    """Search the grid (see the module's docstring). `reference_substeps`: the converged ODE's steps
+    per unit of t; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
+    smallest move in lambda; `starts`: more start grids by name (any number of steps: each is
+    resampled to `nfe` steps, e.g. the grid searched for fewer steps); `log`: a line per improvement."""
+    max_evaluations = 30 * nfe if max_evaluations is None else max_evaluations
+    options = _options(config, nfe)
+    counted = _Counted(model)
+    contexts = {"text_context": text_context, "image_context": image_context}
+    target = converged_ode(sde, counted, x_T, mu, options, reference_substeps, contexts)
+
+    def error(times: list[float]) -> float:
+        grid = options.with_overrides(time_schedule="custom", timesteps=times)
+        x = MRSampler(sde, grid).sample(counted, x_T, mu, **contexts).x
+        return (x.double() - target).pow(2).mean().sqrt().item()
+
+    own = MRSampler(sde, options).timesteps()
+    own_error = (MRSampler(sde, options).sample(counted, x_T, mu, **contexts).x.double() - target
+                 ).pow(2).mean().sqrt().item()
+    end = own[-1]
+    lam = Lambda(sde)
+    starts = start_grids(sde, nfe, end, own, {name: resample(times, nfe, lam) for name, times in (starts or {}).items()})
+    scored = {name: error(times) for name, times in starts.items()}
+    start = min(scored, key=lambda name: scored[name])
+    times, best = starts[start], scored[start]
+    evaluations = len(starts)
+    span = lam.of(end) - lam.of(float(sde.T))
+    step = span / (2 * nfe)
+    while step >= min_step and evaluations < max_evaluations:
+        moved = False
+        for j in range(1, nfe):
+            for direction in (1.0, -1.0):  # the other way only when this way did not help
+                went = False
+                while evaluations < max_evaluations:
+                    trial = _moved(times, j, direction * step, lam)
+                    if trial is None:
+                        break
+                    e = error(trial)
+                    evaluations += 1
+                    if not e < best:
+                        break
+                    times, best, went = trial, e, True
+                    if log is not None:
+                        log(f"{evaluations:4d} grids  RMSE {best:.3e}  {times}")
+                moved |= went
+                if went:
+                    break
+        if not moved:
+            step /= 2
+    return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls)
+
+
+def _options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRSamplerOptions:
+    options = MRSampler.options_from(config)
+    if options.solver_type != "ode":
+        raise ValueError(f"search_timesteps: solver_type {options.solver_type!r} samples, it does not solve the "
+                         "probability-flow ODE the search aims at; search with solver_type: ode")
+    if isinstance(nfe, bool) or not isinstance(nfe, int) or nfe < max(2, options.order):
+        raise ValueError(f"search_timesteps: nfe must be an integer >= {max(2, options.order)} "
+                         f"(the order, and one interior point), got {nfe!r}")
+    if options.time_schedule == "custom":  # start from linspace; the given points are one start
+        return options.with_overrides(num_sample_steps=nfe, time_schedule="linspace", timesteps=None)
+    return options.with_overrides(num_sample_steps=nfe)
+
+
+def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options: MRSamplerOptions,
+                  substeps: int, contexts: Mapping[str, Any]) -> Tensor:
+    """The probability-flow ODE's solution at t = 0 from x_T at T (float64, clipped to [0, 1]), the
+    model called in x_T's dtype and its output read as the options' fit target."""
+    fit_target = MRSampler(sde, options).fit_target
+    mu64 = mu.double()
+
+    def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
+        out = model(x.to(x_T.dtype), mu, t, **contexts).double()
+        return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf)
+
+    return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps).clamp(0, 1)
+
+
+class Lambda:
+    """lambda(t) = log(alpha_t / sigma_bar_t) and its inverse, interpolated as the samplers' grids."""
+
+    def __init__(self, sde: IRSDE):
+        self.t = sde.timeline.double()
+        self.lam = sde.lambdas.double()
+
+    def of(self, t: float) -> float:
+        return float(interp(torch.tensor([t], dtype=torch.float64), self.t, self.lam))
+
+    def time(self, lam: float) -> float:
+        return float(interp(torch.tensor([lam], dtype=torch.float64), self.lam.flip(0), self.t.flip(0)))
+
+
+def start_grids(sde: IRSDE, nfe: int, end: float, own: list[float], extra: Mapping[str, list[float]]
+                ) -> dict[str, list[float]]:
+    """The grids the search may start from (the options' own, the standard ones, `extra`), each from
+    T to `end`, rounded, distinct."""
+    out: dict[str, list[float]] = {}
+    candidates: dict[str, list[float]] = {"own": own, **extra}
+    for schedule in START_SCHEDULES:
+        try:
+            candidates[schedule] = mr_time_grid(sde, schedule, nfe).tolist()
+        except ValueError:  # integer-lambda has no room for very many steps
+            continue
+    for name, times in candidates.items():
+        grid = [float(sde.T)] + [round(t, DECIMALS) for t in times[1:-1]] + [end]
+        if _valid(grid) and grid not in out.values():
+            out[name] = grid
+    if not out:
+        raise ValueError(f"search_timesteps: no start grid with {nfe} steps between T = {sde.T} and {end:g}")
+    return out
+
+
+def resample(times: list[float], nfe: int, lam: Lambda) -> list[float]:
+    """A grid of `nfe` steps with the shape of `times` (any number of steps): lambda as a piecewise
+    linear function of the step fraction, read at nfe + 1 equal fractions; the ends kept."""
+    points = torch.tensor([lam.of(t) for t in times], dtype=torch.float64)
+    fractions = torch.linspace(0, 1, len(times), dtype=torch.float64)
+    wanted = torch.linspace(0, 1, nfe + 1, dtype=torch.float64)
+    inner = [lam.time(float(v)) for v in interp(wanted, fractions, points)[1:-1]]
+    return [times[0]] + inner + [times[-1]]
+
+
+def _moved(times: list[float], j: int, delta: float, lam: Lambda) -> list[float] | None:
+    """`times` with point j moved by `delta` in lambda, or None when that breaks the order."""
+    t = round(lam.time(lam.of(times[j]) + delta), DECIMALS)
+    trial = times[:j] + [t] + times[j + 1:]
+    return trial if _valid(trial) and t != times[j] else None
+
+
+def _valid(times: list[float]) -> bool:
+    return all(math.isfinite(t) for t in times) and all(b < a for a, b in zip(times, times[1:]))
