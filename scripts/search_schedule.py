@@ -1,0 +1,93 @@
+"""Search MR Sampler's time steps for the options' network, and write them as a preset.
+
+    python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
+
+Calibrates on --images images of the options' test set (from the end of each task's sorted
+listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
+probability-flow ODE solved to convergence from the same x_T (`uir.samplers.search_timesteps`).
+Then scores the options' own grid and the searched one on held-out images (from the start of each
+task's listing, whole, never calibration images) and writes `<input>_searched.yml` beside the input
+(or --out): the same options with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
+sweep points at those NFEs. It never replaces a file. Cost: 200 network calls for the target,
+then NFE calls per grid tried (at most 30 x NFE grids per NFE), on the calibration batch.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from uir.benchmark.calibration import calibrate, held_out_errors, split_images, write_preset
+from uir.common.cli import run_script
+from uir.common.errors import OptionsError
+from uir.evaluation import load_restorer
+from uir.evaluation.tasks import resolve_tasks
+from uir.options import load_options
+from uir.samplers import MRSampler
+
+PROG = "search_schedule.py"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("-opt", "--opt", type=Path, required=True, help="a test.py options file")
+    parser.add_argument("--nfe", type=int, nargs="+", required=True, help="the NFEs to search grids for")
+    parser.add_argument("--images", type=int, default=6, help="calibration images (default 6)")
+    parser.add_argument("--crop", type=int, default=None,
+                        help="centre crop of the calibration images, in pixels (default: none; needed when "
+                             "their sizes differ; smaller is faster)")
+    parser.add_argument("--held-out", type=int, default=1, help="held-out images per task (default 1; 0: none)")
+    parser.add_argument("--max-evaluations", type=int, default=None, help="grids tried per NFE (default 30 x NFE)")
+    parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
+    args = parser.parse_args(argv)
+    if any(n < 2 for n in args.nfe) or args.images < 1 or (args.crop is not None and args.crop < 8):
+        parser.error("--nfe must be >= 2, --images >= 1 and --crop >= 8")
+    return args
+
+
+def image_name(pair) -> str:
+    """<task folder>/<image name>."""
+    return f"{pair.lq.parent.parent.name}/{pair.name}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out or args.opt.with_name(f"{args.opt.stem}_searched.yml")
+    if out.exists():
+        raise OptionsError(f"{out} exists; give another --out, or remove it first (it is never replaced)")
+    start = time.time()
+    options = load_options(args.opt)
+    sampler = options.restorer.sampler.options_for(MRSampler)
+    if sampler.solver_type != "ode":
+        raise OptionsError(f"{args.opt}: sampler.solver_type is {sampler.solver_type!r}; the search is for the "
+                           "ODE solver (solver_type: ode)")
+    split = split_images(resolve_tasks(options.data), args.images, args.held_out)
+    print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
+    print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))
+    restorer = load_restorer(options.restorer)
+    settings = {} if args.max_evaluations is None else {"max_evaluations": args.max_evaluations}
+    with torch.no_grad():
+        found = calibrate(restorer, sampler, split.calibration, args.nfe, args.crop, **settings)
+        held = held_out_errors(restorer, sampler, split.held_out, found) if split.held_out else []
+    lines = [f"NFE {h.nfe}: held-out RMSE {h.own:.3e} on the options' own grid -> {h.searched:.3e} searched "
+             f"({h.searched / h.own:.2f}x)" for h in held]
+    print("\n".join(lines))
+    crop = f", centre-cropped to {args.crop}x{args.crop}" if args.crop else ""
+    header = [
+        f"MR Sampler's time steps searched for this network by scripts/search_schedule.py on {date.today()}",
+        f"(from {args.opt}; {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
+        f"Calibration: {len(split.calibration)} images{crop}: " + ", ".join(image_name(p) for p in split.calibration),
+        "(score the preset on other images). RMSE to the converged ODE, the options' own grid -> searched:",
+    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}" for n, o in sorted(found.items())] + [
+        f"  {line}" for line in lines]
+    write_preset(args.opt, out, found, header)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(main, PROG))
