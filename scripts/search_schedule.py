@@ -1,13 +1,14 @@
 """Search MR Sampler's time steps for the options' network, and write them as a preset.
 
     python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
+                                      [--set sampler.corrector=unic]
 
 Calibrates on --images images of the options' test set (from the end of each task's sorted
 listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
 probability-flow ODE solved to convergence from the same x_T (`uir.samplers.search_timesteps`).
 Then scores the options' own grid and the searched one on held-out images (from the start of each
 task's listing, whole, never calibration images) and writes `<input>_searched.yml` beside the input
-(or --out): the same options with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
+(or --out): the same options (with --set applied) with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
 sweep points at those NFEs. It never replaces a file. Cost: 200 network calls for the target,
 then NFE calls per grid tried (at most 30 x NFE grids per NFE), on the calibration batch.
 """
@@ -27,6 +28,7 @@ from uir.common.errors import OptionsError
 from uir.evaluation import load_restorer
 from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
+from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
 
 PROG = "search_schedule.py"
@@ -42,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "their sizes differ; smaller is faster)")
     parser.add_argument("--held-out", type=int, default=1, help="held-out images per task (default 1; 0: none)")
     parser.add_argument("--max-evaluations", type=int, default=None, help="grids tried per NFE (default 30 x NFE)")
+    parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
     args = parser.parse_args(argv)
     if any(n < 2 for n in args.nfe) or args.images < 1 or (args.crop is not None and args.crop < 8):
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         raise OptionsError(f"{out} exists; give another --out, or remove it first (it is never replaced)")
     start = time.time()
-    options = load_options(args.opt)
+    overrides = [parse_assignment(text) for text in args.set]
+    options = load_options(args.opt, overrides)
     sampler = options.restorer.sampler.options_for(MRSampler)
     if sampler.solver_type != "ode":
         raise OptionsError(f"{args.opt}: sampler.solver_type is {sampler.solver_type!r}; the search is for the "
@@ -81,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         f"MR Sampler's time steps searched for this network by scripts/search_schedule.py on {date.today()}",
         f"(from {args.opt}; {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
         f"Calibration: {len(split.calibration)} images{crop}: " + ", ".join(image_name(p) for p in split.calibration),
-        "(score the preset on other images). RMSE to the converged ODE, the options' own grid -> searched:",
+        "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
+        "(calibration: geometric mean of the images' RMSEs; held-out: RMSE over all their pixels):",
     ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}" for n, o in sorted(found.items())] + [
         f"  {line}" for line in lines]
-    write_preset(args.opt, out, found, header)
+    write_preset(args.opt, out, found, header, overrides)
     print(f"wrote {out}")
     return 0
 

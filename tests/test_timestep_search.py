@@ -12,7 +12,8 @@ import yaml
 
 from uir.evaluation import read_csv
 from uir.options import parse_options
-from uir.samplers import build_sampler, find_timesteps, search_timesteps
+from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
+from uir.samplers.search import Teacher, converged_ode, objective
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -159,7 +160,8 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
     opt.write_text(yaml.safe_dump(raw_options(ws, "runs", distortion=["noisy", "hazy"],
                                               sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
                                                               {"sampler": "posterior", "nfe": 4}]})))
-    args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12"]
+    args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12",
+            "--set", "sampler.corrector=unic"]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
@@ -167,6 +169,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
     written = yaml.safe_load(preset.read_text())
     grids = written["sampler"]["timesteps"]
     assert written["sampler"]["time_schedule"] == "custom" and sorted(grids) == [2, 3] and written["name"] == "t_searched"
+    assert written["sampler"]["corrector"] == "unic" and written["sampler"]["order"] == 2
     assert written["sweep"]["runs"] == [{"sampler": "mrsampler", "nfe": 2, "label": "searched"},
                                         {"sampler": "mrsampler", "nfe": 3, "label": "searched"},
                                         {"sampler": "posterior", "nfe": 4}]
@@ -176,3 +179,28 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
     with pytest.raises(Exception, match="exists"):
         script.main(args)
     assert preset.read_text() == before
+
+
+def test_the_objective_is_the_geometric_mean_of_the_images_rmses():
+    target = torch.zeros(2, 3, 4, 4)
+    x = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.4)])
+    assert objective(x, target) == pytest.approx(0.2)  # sqrt(0.1 * 0.4), not the batch RMSE 0.29
+
+
+def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_its_cheapest_grid(sde):
+    oracle, _ = gaussian_case(sde)
+    mu, x_T = draws(sde, 1)
+    options = MRSampler.options_from(dict(PAPER, fit_target="noise"))
+    teacher = Teacher()
+    x0 = converged_ode(sde, oracle, x_T, mu, options, 1, {}, teacher)
+    assert sorted(teacher.states) == list(range(101)) and sorted(teacher.data) == list(range(1, 101))
+    assert torch.allclose(teacher.states[0].double().clamp(0, 1), x0, atol=1e-6)
+    assert torch.equal(teacher.states[100], x_T.float())
+    a, s = oracle.a_s(100.0)
+    assert torch.allclose(teacher.data[100], oracle.predictions(x_T.double(), mu.double(), a, s)[1].float(), atol=1e-6)
+    grid = teacher.dp_grid(sde, mu, 4)
+    assert len(grid) == 5 and grid[0] == 100 and grid[-1] == 0 and all(t == int(t) for t in grid)
+    cost = lambda path: sum(teacher.step_cost(sde, mu, int(a), int(b)) for a, b in zip(path, path[1:]))  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    others = [[100, *sorted(torch.randperm(99, generator=g)[:3].add(1).tolist(), reverse=True), 0] for _ in range(50)]
+    assert all(cost(grid) <= cost(p) + 1e-12 for p in others + [[100, 75, 50, 25, 0], [100, 60, 30, 10, 0]])

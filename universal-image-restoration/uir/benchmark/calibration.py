@@ -20,6 +20,7 @@ from torch import Tensor
 
 from uir.data.paired import ImagePair, read_image_uint8
 from uir.evaluation.tasks import TaskData
+from uir.options.loader import apply_overrides, read_yaml
 from uir.restoration import Restorer
 from uir.samplers import MRSampler, MRSamplerOptions, PerSampleNoise, SearchOutcome, find_timesteps
 from uir.samplers.search import converged_ode
@@ -96,7 +97,7 @@ def calibrate(restorer: Restorer, options: MRSamplerOptions, pairs: list[ImagePa
                                     image_context=image_context, text_context=text_context, starts=starts,
                                     log=log, **settings)
         o = found[nfe]
-        log(f"NFE {nfe}: RMSE {o.own_error:.3e} on the options' own grid -> {o.error:.3e} searched "
+        log(f"NFE {nfe}: error {o.own_error:.3e} on the options' own grid -> {o.error:.3e} searched "
             f"({o.error / o.own_error:.2f}x; from {o.start}, {o.evaluations} grids, {o.model_calls} network calls)")
     return found
 
@@ -126,11 +127,12 @@ def searched_options(options: MRSamplerOptions, grids: dict[int, list[float]], n
     return options.with_overrides(num_sample_steps=nfe, time_schedule="custom", timesteps=grids)
 
 
-def write_preset(source: Path, out: Path, found: dict[int, SearchOutcome], header: list[str]) -> None:
-    """The options file `source` with the searched grids in its sampler block (`time_schedule:
+def write_preset(source: Path, out: Path, found: dict[int, SearchOutcome], header: list[str],
+                 overrides: list[tuple[str, Any]] = ()) -> None:
+    """The options file `source` (`overrides` applied) with the searched grids in its sampler block (`time_schedule:
     custom`, `timesteps:` by NFE), its MR Sampler sweep points at the searched NFEs, and `name`
     suffixed; `header` goes on top as comments. Refuses to replace a file."""
-    raw = yaml.safe_load(source.read_text())
+    raw = apply_overrides(read_yaml(source), overrides)
     sampler = dict(raw.get("sampler") or {})
     nfes = sorted(found)
     sampler.update(time_schedule="custom", timesteps={n: found[n].timesteps for n in nfes})

@@ -22,6 +22,8 @@ from uir.sde.irsde import IRSDE, interp
 
 # x0_fn(x, t, alpha, sigma) -> E[x_0 | x_t = x] in float64
 DataPrediction = Callable[[Tensor, float, float, float], Tensor]
+# at_integer_times(t, x_t, x0_hat) -> None
+IntegerTimeHook = Callable[[int, Tensor, "Tensor | None"], None]
 
 
 def reference_grid(sde: IRSDE, substeps: int) -> tuple[list[float], Tensor, Tensor, Tensor]:
@@ -35,14 +37,20 @@ def reference_grid(sde: IRSDE, substeps: int) -> tuple[list[float], Tensor, Tens
 
 @torch.no_grad()
 def solve_probability_flow(x0_fn: DataPrediction, x_T: Tensor, mu: Tensor, sde: IRSDE, *, substeps: int = 4,
-                           order: int = 3) -> Tensor:
-    """x at t = 0 from x_T at t = T (float64)."""
+                           order: int = 3, at_integer_times: IntegerTimeHook | None = None) -> Tensor:
+    """x at t = 0 from x_T at t = T (float64). `at_integer_times(t, x, x0)` sees the state and its
+    data prediction at every integer time, from T down (at t = 0, x0 is None): the teacher
+    trajectory of a step search, at no extra cost."""
     times, alphas, sigmas, lambdas = reference_grid(sde, substeps)
     x, mu = x_T.double(), mu.double()
     q: list[Tensor] = []
     for i in range(1, len(times)):
         k = min(order, i)
         q = [x0_fn(x, times[i - 1], float(alphas[i - 1]), float(sigmas[i - 1]))] + q[:order - 1]
+        if at_integer_times is not None and (i - 1) % substeps == 0:
+            at_integer_times(sde.T - (i - 1) // substeps, x, q[0])
         c = step_coefficients(alphas, sigmas, lambdas, i, k, "ode", "data")
         x = ode_step(x, mu, q, c, k, "data")
+    if at_integer_times is not None:
+        at_integer_times(0, x, None)
     return x

@@ -4,21 +4,28 @@
     build_sampler("mrsampler", sde, {..., "time_schedule": "custom", "timesteps": times})
 
 The target is the probability-flow ODE solved to convergence from the same x_T
-(`uir.samplers.reference`, float64), once per calibration batch. The error of a grid is the RMSE
-between MR Sampler's output on it (with every other setting of `config`) and that target, over the
-whole batch, both clipped to [0, 1] as the sampler's output is.
+(`uir.samplers.reference`, float64), once per calibration batch. The error of a grid is the
+geometric mean over the images of each one's RMSE between MR Sampler's output on it (with every
+other setting of `config`) and that target, both clipped to [0, 1] as the sampler's output is
+(`objective`: on a multimodal problem at five steps, the plain RMSE of the batch follows the one
+image that ends near another mode, and the grid it picks fails on other draws).
 
-The method, chosen by measuring (docs/timestep_search.md): a pattern search on the interior points
-in lambda = log(alpha / sigma_bar), both ends fixed (T, and the end of the options' own grid).
-It starts from the best of a few standard grids (the options' own, linspace, linear-lambda,
-integer-lambda, karras-t, all from T), moves one point at a time by +-step while that lowers the
-error, and halves the step when no point moves, until the step is below `min_step` or
-`max_evaluations` grids were tried. Points are rounded to 1e-3 before they are tried, so the grid
-returned is exactly the one measured. Deterministic for the same inputs (no random draws).
+The method, chosen by measuring (docs/timestep_search.md, scripts/search_methods.py): a pattern
+search on the interior points in lambda = log(alpha / sigma_bar), both ends fixed (T, and the end
+of the options' own grid). It starts from the best of a few grids: the options' own, linspace,
+linear-lambda, integer-lambda, karras-t (all from T), and an OSD-style one (Pei et al. 2025):
+dynamic programming over the integer times for the least summed error of first-order steps from
+the converged trajectory's states, which the reference solution yields at no extra cost. It moves
+one point at a time by +-step while that lowers the error, and halves the step when no point
+moves, until the step is below `min_step` or `max_evaluations` grids were tried (`restarts`: from
+that many of the best starts, sharing the budget; two did no better than one). Points are rounded
+to 1e-3 before they are tried, so the grid returned is exactly the one measured. Deterministic for
+the same inputs (no random draws).
 
-Cost in network evaluations: `T * reference_substeps` for the target (200 with the defaults and
-T = 100), then NFE per grid tried: at most `reference + NFE * max_evaluations`; `SearchOutcome`
-reports the count.
+Cost in network evaluations (`SearchOutcome.model_calls`): T * reference_substeps for the target
+(200 with the defaults and T = 100), then NFE per grid tried (the options' own grid, each start,
+each move): at most T * reference_substeps + NFE * (max_evaluations + 1), max_evaluations being
+30 * NFE by default.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from torch import Tensor
 
 from uir.samplers.base import Denoiser
 from uir.samplers.grids import mr_time_grid
+from uir.samplers.mr_steps import ode_step, step_coefficients
 from uir.samplers.mrsampler import MRSampler, MRSamplerOptions
 from uir.samplers.options import SamplerOptions
 from uir.samplers.reference import solve_probability_flow
@@ -47,7 +55,7 @@ class SearchOutcome:
     """What a search found and what it cost."""
 
     timesteps: list[float]  # from T down to the end point, NFE + 1 of them
-    error: float  # calibration RMSE to the converged ODE on `timesteps`
+    error: float  # the calibration batch's `objective` (geometric mean of per-image RMSEs) on `timesteps`
     own_error: float  # the same on the options' own grid
     start: str  # the start grid the search moved from
     start_error: float
@@ -79,57 +87,84 @@ def search_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nf
 def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe: int,
                    config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
                    reference_substeps: int = 2, max_evaluations: int | None = None, min_step: float = 0.01,
-                   starts: Mapping[str, list[float]] | None = None,
+                   starts: Mapping[str, list[float]] | None = None, restarts: int = 1,
                    log: Callable[[str], None] | None = None) -> SearchOutcome:
     """Search the grid (see the module's docstring). `reference_substeps`: the converged ODE's steps
     per unit of t; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
     smallest move in lambda; `starts`: more start grids by name (any number of steps: each is
-    resampled to `nfe` steps, e.g. the grid searched for fewer steps); `log`: a line per improvement."""
+    resampled to `nfe` steps, e.g. the grid searched for fewer steps); `restarts`: how many of the
+    best start grids are searched from, sharing the budget (the best result wins); `log`: a line
+    per improvement."""
     max_evaluations = 30 * nfe if max_evaluations is None else max_evaluations
     options = _options(config, nfe)
     counted = _Counted(model)
     contexts = {"text_context": text_context, "image_context": image_context}
-    target = converged_ode(sde, counted, x_T, mu, options, reference_substeps, contexts)
+    teacher = Teacher()
+    target = converged_ode(sde, counted, x_T, mu, options, reference_substeps, contexts, teacher)
 
-    def error(times: list[float]) -> float:
-        grid = options.with_overrides(time_schedule="custom", timesteps=times)
-        x = MRSampler(sde, grid).sample(counted, x_T, mu, **contexts).x
-        return (x.double() - target).pow(2).mean().sqrt().item()
+    def error(times: list[float] | None) -> float:
+        grid = options if times is None else options.with_overrides(time_schedule="custom", timesteps=times)
+        return objective(MRSampler(sde, grid).sample(counted, x_T, mu, **contexts).x, target)
 
     own = MRSampler(sde, options).timesteps()
-    own_error = (MRSampler(sde, options).sample(counted, x_T, mu, **contexts).x.double() - target
-                 ).pow(2).mean().sqrt().item()
+    own_error = error(None)
     end = own[-1]
     lam = Lambda(sde)
-    starts = start_grids(sde, nfe, end, own, {name: resample(times, nfe, lam) for name, times in (starts or {}).items()})
+    extra = {name: resample(times, nfe, lam) for name, times in (starts or {}).items()}
+    if end == 0:
+        extra["dynamic programming"] = teacher.dp_grid(sde, mu, nfe)
+    starts = start_grids(sde, nfe, end, own, extra)
     scored = {name: error(times) for name, times in starts.items()}
-    start = min(scored, key=lambda name: scored[name])
-    times, best = starts[start], scored[start]
     evaluations = len(starts)
-    span = lam.of(end) - lam.of(float(sde.T))
-    step = span / (2 * nfe)
-    while step >= min_step and evaluations < max_evaluations:
+    ranked = sorted(scored, key=lambda name: scored[name])[:restarts]
+    step = (lam.of(end) - lam.of(float(sde.T))) / (2 * nfe)
+    results = []
+    for k, name in enumerate(ranked):  # the budget left, shared by the starts left
+        budget = (max_evaluations - evaluations) // (len(ranked) - k)
+        times, best, used = pattern_search(starts[name], scored[name], error, lam, step, min_step, budget, log)
+        evaluations += used
+        results.append((best, k, times, name))
+    best, _, times, start = min(results)
+    return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls)
+
+
+def objective(x: Tensor, target: Tensor) -> float:
+    """The geometric mean over the images of each one's RMSE to the target: every image counts by
+    its relative gain, so that one image whose trajectory ends near another mode of the data (on
+    multimodal problems at a few steps) does not decide the grid for all the others."""
+    per_image = (x.double() - target).pow(2).flatten(1).mean(1).sqrt()
+    return per_image.clamp_min(1e-12).log().mean().exp().item()
+
+
+def pattern_search(times: list[float], best: float, error: Callable[[list[float]], float], lam: "Lambda",
+                   step: float, min_step: float, budget: int, log: Callable[[str], None] | None
+                   ) -> tuple[list[float], float, int]:
+    """From `times` (error `best`): move one interior point at a time by +-step in lambda while
+    that lowers the error (the other way only when this way did not help); halve the step when no
+    point moved. Returns the grid, its error and the grids tried, at most `budget`."""
+    used = 0
+    while step >= min_step and used < budget:
         moved = False
-        for j in range(1, nfe):
-            for direction in (1.0, -1.0):  # the other way only when this way did not help
+        for j in range(1, len(times) - 1):
+            for direction in (1.0, -1.0):
                 went = False
-                while evaluations < max_evaluations:
+                while used < budget:
                     trial = _moved(times, j, direction * step, lam)
                     if trial is None:
                         break
                     e = error(trial)
-                    evaluations += 1
+                    used += 1
                     if not e < best:
                         break
                     times, best, went = trial, e, True
                     if log is not None:
-                        log(f"{evaluations:4d} grids  RMSE {best:.3e}  {times}")
+                        log(f"  error {best:.3e}  {times}")
                 moved |= went
                 if went:
                     break
         if not moved:
             step /= 2
-    return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls)
+    return times, best, used
 
 
 def _options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRSamplerOptions:
@@ -145,10 +180,46 @@ def _options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRS
     return options.with_overrides(num_sample_steps=nfe)
 
 
+class Teacher:
+    """The converged trajectory at the integer times (its states and data predictions), and the
+    grid that dynamic programming finds on it."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, Tensor] = {}
+        self.data: dict[int, Tensor] = {}
+
+    def __call__(self, t: int, x: Tensor, x0: Tensor | None) -> None:
+        self.states[t] = x.float()  # float32 is plenty for choosing a start grid, and half the memory
+        if x0 is not None:
+            self.data[t] = x0.float()
+
+    def step_cost(self, sde: IRSDE, mu: Tensor, a: int, b: int) -> float:
+        """The squared error of one first-order data step from the teacher's state at a to b."""
+        grid = torch.tensor([float(a), float(b)])
+        c = step_coefficients(sde.at(sde.alphas, grid), sde.at(sde.sigma_bars, grid), sde.at(sde.lambdas, grid),
+                              1, 1, "ode", "data")
+        x = ode_step(self.states[a], mu.float(), [self.data[a]], c, 1, "data")
+        return (x - self.states[b]).pow(2).sum().item()
+
+    def dp_grid(self, sde: IRSDE, mu: Tensor, nfe: int, candidates: int = 100) -> list[float]:
+        """The grid of `nfe` steps from T to 0, through about `candidates` integer times, with the
+        least summed `step_cost`: dynamic programming over (steps taken, time reached)."""
+        stride = max(1, sde.T // candidates)
+        times = sorted({sde.T, 0, *range(0, sde.T, stride)}, reverse=True)
+        cost = {(a, b): self.step_cost(sde, mu, a, b) for j, a in enumerate(times[:-1]) for b in times[j + 1:]}
+        best: dict[int, tuple[float, list[int]]] = {sde.T: (0.0, [sde.T])}  # time -> (cost, path) after k steps
+        for k in range(1, nfe + 1):
+            reach = times[k:] if k < nfe else [0]
+            best = {b: min((best[a][0] + cost[a, b], best[a][1] + [b]) for a in best if a > b)
+                    for b in reach if any(a > b for a in best)}
+        return [float(t) for t in best[0][1]]
+
+
 def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options: MRSamplerOptions,
-                  substeps: int, contexts: Mapping[str, Any]) -> Tensor:
+                  substeps: int, contexts: Mapping[str, Any], teacher: Teacher | None = None) -> Tensor:
     """The probability-flow ODE's solution at t = 0 from x_T at T (float64, clipped to [0, 1]), the
-    model called in x_T's dtype and its output read as the options' fit target."""
+    model called in x_T's dtype and its output read as the options' fit target; `teacher` records
+    the trajectory."""
     fit_target = MRSampler(sde, options).fit_target
     mu64 = mu.double()
 
@@ -156,7 +227,7 @@ def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options:
         out = model(x.to(x_T.dtype), mu, t, **contexts).double()
         return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf)
 
-    return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps).clamp(0, 1)
+    return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps, at_integer_times=teacher).clamp(0, 1)
 
 
 class Lambda:
