@@ -13,14 +13,18 @@ part of a sampler's error), both clipped to [0, 1] as the samplers' outputs are:
 3. demo: the shipped demo network (velocity) on one test image per task (`--demo-images`), the
    ODE solved likewise (200 network calls; the change from 100 is reported), plus PSNR/SSIM to GT.
 Two more oracles (a wider Gaussian, a mixture of 4 wider components from other photos) check
-that the choice does not hold on the three problems only. On the oracles each cell is the worst
-over networks fit to noise, data and velocity. The bars
-of issue 15 for the preset (options/mrsampler_fast.yml) against the reference default
-(options/mrsampler.yml) are checked and printed with the table.
+that the choice does not hold on the three problems only. The searched row (issue 22) searches
+its grid per problem, NFE and fit target on other draws of the same oracle (a Gaussian draw; 16
+mixture draws) and is scored on the draws above; on the demo it takes options/demo_searched.yml,
+whose grids scripts/search_schedule.py calibrated on other photos (002 of each task).
+On the oracles each cell is the worst over networks fit to noise, data and velocity. The bars of
+issue 15 for the preset (options/mrsampler_fast.yml) and issue 22's goal for the searched row,
+both against the reference default (options/mrsampler.yml), are checked and printed.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -38,7 +42,7 @@ from uir.evaluation.tables import to_markdown
 from uir.metrics.reference import image_metrics, to_uint8
 from uir.models.networks import load_network
 from uir.options import load_options
-from uir.samplers import PerSampleNoise, build_sampler
+from uir.samplers import PerSampleNoise, build_sampler, search_timesteps
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -52,6 +56,35 @@ from oracle_table import make_problem, shipped_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT, PRESET = "default: mrsampler.yml (the paper's ODE-2, data, linspace)", "preset: mrsampler_fast.yml"
+SEARCHED = "searched: the demo preset's solver (ODE-2 + UniC), time steps searched (issue 22)"
+SEARCHED_NFES = (5, 10, 20)  # a search at NFE 50 would cost 1,500 sampler runs per target
+
+
+class Searched:
+    """A row whose grid is searched for each problem, NFE and fit target (`search_timesteps`) on the
+    problem's calibration draws and scored on its held-out draws, with the solver settings of
+    `preset` (options/demo_searched.yml; `fallback` without it); on the demo, the preset's own grids,
+    which scripts/search_schedule.py calibrated on other images than the study's."""
+
+    def __init__(self, sde: IRSDE, fallback: dict, preset: Path, max_evaluations: int | None = None):
+        self.sde, self.grids, self.max_evaluations = sde, {}, max_evaluations
+        self.preset = shipped_config(preset) if preset.exists() else None
+        custom = ("time_schedule", "timesteps", "fit_target")
+        self.block = {k: v for k, v in self.preset.items() if k not in custom} if self.preset else fallback
+
+    def __call__(self, problem: Problem, nfe: int, target: str) -> dict | None:
+        if nfe not in SEARCHED_NFES:
+            return None
+        if problem.calibration is None:  # the demo network
+            grids = (self.preset or {}).get("timesteps") or {}
+            return dict(self.preset, fit_target=target) if nfe in grids else None  # type: ignore[arg-type]
+        key = (problem.name, nfe, target)
+        if key not in self.grids:
+            x_T, mu = problem.calibration
+            self.grids[key] = search_timesteps(self.sde, problem.models[target], x_T, mu, nfe=nfe,
+                                               config=dict(self.block, fit_target=target), reference_substeps=4,
+                                               max_evaluations=self.max_evaluations)
+        return dict(self.block, time_schedule="custom", timesteps=self.grids[key])
 
 
 def candidates(default: dict, preset: dict, quick: bool) -> list[tuple[str, dict]]:
@@ -87,6 +120,7 @@ class Problem:
     nfes: tuple[int, ...]
     note: str
     gt: Tensor | None = None
+    calibration: tuple[Tensor, Tensor] | None = None  # (x_T, mu) of other draws, for the search
 
 
 def rmse(a: Tensor, b: Tensor) -> float:
@@ -105,7 +139,10 @@ def gaussian(sde: IRSDE, size: int, S: float = 0.1, seed: int = 0, name: str = "
     m, S, mu, x_T = make_problem(sde, seed=seed, size=size, S=S)
     models = {t: GaussianOracle(sde, m, S, t) for t in FIT_TARGETS}
     exact = models["noise"].ode_solution(x_T, mu, float(sde.T), 0.0).clamp(0, 1)
-    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), "closed form")
+    g = torch.Generator().manual_seed(seed + 1000)
+    cal_mu = torch.rand(mu.shape, generator=g)
+    cal = (cal_mu + sde.sigma_inf * torch.randn(mu.shape, generator=g), cal_mu)
+    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), "closed form", calibration=cal)
 
 
 def photos(folder: Path, per_task: int) -> list[Path]:
@@ -118,19 +155,23 @@ def as_tensor(paths: list[Path]) -> Tensor:
 
 
 def mixture(sde: IRSDE, K: int, size: int, batch: int, substeps: int, s: float = 0.02, seed: int = 0,
-            name: str = "mixture") -> Problem:
-    g = torch.Generator().manual_seed(seed)
+            name: str = "mixture", calibration_batch: int = 16) -> Problem:
     gts = [p.parent.parent / "GT" / p.name for p in photos(REPO / "demo" / "test", 3)]
     first = seed % len(gts)
     picked = (gts[first:] + gts[:first])[:: max(1, len(gts) // K)][:K]
     templates = F.interpolate(as_tensor(picked), size=(size, size), mode="area")
-    blurred = F.avg_pool2d(templates[torch.randint(0, K, (batch,), generator=g)], 5, 1, 2, count_include_pad=False)
-    mu = (0.7 * blurred + 0.05 * torch.randn(blurred.shape, generator=g)).clamp(0, 1)
-    x_T = sde.prior_sample(mu, torch.randn(mu.shape, generator=g))
+
+    def draw(g: torch.Generator, batch: int) -> tuple[Tensor, Tensor]:
+        blurred = F.avg_pool2d(templates[torch.randint(0, K, (batch,), generator=g)], 5, 1, 2, count_include_pad=False)
+        mu = (0.7 * blurred + 0.05 * torch.randn(blurred.shape, generator=g)).clamp(0, 1)
+        return sde.prior_sample(mu, torch.randn(mu.shape, generator=g)), mu
+
+    x_T, mu = draw(torch.Generator().manual_seed(seed), batch)
     models = {t: MixtureOracle(sde, templates, s, t) for t in FIT_TARGETS}
     x0_fn = lambda x, t, a, s: models["data"].predictions(x, mu.double(), a, s)[1]  # noqa: E731
     exact, note = converged(x0_fn, x_T, mu, sde, substeps)
-    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), note)
+    cal = draw(torch.Generator().manual_seed(seed + 1000), calibration_batch)
+    return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), note, calibration=cal)
 
 
 def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop: int | None = None) -> Problem:
@@ -149,7 +190,11 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
     return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)
 
 
-def sample(problem: Problem, sde: IRSDE, block: dict, nfe: int, target: str) -> Tensor:
+def sample(problem: Problem, sde: IRSDE, block: dict | Callable, nfe: int, target: str) -> Tensor | None:
+    if callable(block):  # a searched grid: found for this problem, NFE and target (None: not measured)
+        block = block(problem, nfe, target)
+        if block is None:
+            return None
     cfg = dict(block, num_sample_steps=nfe, fit_target=target)
     return build_sampler("mrsampler", sde, cfg).sample(problem.models[target], problem.x_T.clone(), problem.mu).x
 
@@ -169,6 +214,8 @@ def measure(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict]]) -
         for p in problems:
             for nfe in p.nfes:
                 outs = {t: sample(p, sde, block, nfe, t) for t in p.models}
+                if any(x is None for x in outs.values()):
+                    continue
                 cells[p.name, nfe] = max(rmse(x, p.exact) for x in outs.values())
                 if p.gt is not None:
                     cells["psnr", nfe], cells["ssim", nfe] = quality(next(iter(outs.values())), p.gt)
@@ -181,10 +228,11 @@ def error_table(problems: list[Problem], results: dict) -> str:
     columns += [f"{m} {n}" for m in ("PSNR", "SSIM") for n in demo_p.nfes] if demo_p else []
     table = []
     for label, cells in results.items():
-        row = {"candidate": label} | {f"{p.name} {n}": f"{cells[p.name, n]:.2e}" for p in problems for n in p.nfes}
+        cell = lambda key, form: format(cells[key], form) if key in cells else "-"  # noqa: E731
+        row = {"candidate": label} | {f"{p.name} {n}": cell((p.name, n), ".2e") for p in problems for n in p.nfes}
         if demo_p:
-            row |= {f"PSNR {n}": f"{cells['psnr', n]:.2f}" for n in demo_p.nfes}
-            row |= {f"SSIM {n}": f"{cells['ssim', n]:.4f}" for n in demo_p.nfes}
+            row |= {f"PSNR {n}": cell(("psnr", n), ".2f") for n in demo_p.nfes}
+            row |= {f"SSIM {n}": cell(("ssim", n), ".4f") for n in demo_p.nfes}
         table.append(row)
     return to_markdown(table, columns)
 
@@ -202,7 +250,7 @@ def bars(problems: list[Problem], results: dict) -> tuple[str, list[str]]:
         table.append(row)
         for n, r in ratios.items():
             if r > 1 / 3:
-                best = min(results, key=lambda label: results[label][p.name, n])
+                best = min(results, key=lambda label: results[label].get((p.name, n), math.inf))
                 notes.append(f"{p.name}, NFE {n}: the preset reaches {r:.2f} of the default's error; the best of all "
                              f"{len(results)} candidates, {best!r}, reaches {results[best][p.name, n] / ref[p.name, n]:.2f}.")
     columns = ["problem", "error / default at NFE 5", "error / default at NFE 10", "decreases 5 -> 10 -> 20"]
@@ -214,6 +262,34 @@ def bars(problems: list[Problem], results: dict) -> tuple[str, list[str]]:
         text += (f"\nDemo PSNR at NFE 10: preset {pre['psnr', 10]:.2f} dB, converged ODE {ode_psnr:.2f} dB, "
                  f"gap {gap:+.2f} dB ({'met' if abs(gap) <= 0.1 else 'NOT met'}: within 0.1 dB).\n")
     return text, notes
+
+
+def search_goal(problems: list[Problem], results: dict) -> str:
+    """Issue 22's goal for the searched grids: at NFE 5 and 10 at most a third of the default's
+    error and no more than the preset's, the error falling from NFE 5 to 10 to 20, and on the demo
+    PSNR at NFE 5 within 0.1 dB of the converged ODE's."""
+    found, ref, pre = results[SEARCHED], results[DEFAULT], results[PRESET]
+    table = []
+    for p in problems:
+        if (p.name, 5) not in found:
+            continue
+        row = {"problem": p.name}
+        for n in (5, 10):
+            r, q = found[p.name, n] / ref[p.name, n], found[p.name, n] / pre[p.name, n]
+            row[f"/ default at {n}"] = f"{r:.2f} ({'met' if r <= 1 / 3 else 'NOT met'})"
+            row[f"/ preset at {n}"] = f"{q:.2f} ({'met' if q <= 1 else 'NOT met'})"
+        errs = [found[p.name, n] for n in (5, 10, 20) if (p.name, n) in found]
+        row["falls 5 -> 10 -> 20"] = "yes" if all(a > b for a, b in zip(errs, errs[1:])) else "NO"
+        table.append(row)
+    columns = ["problem", "/ default at 5", "/ default at 10", "/ preset at 5", "/ preset at 10", "falls 5 -> 10 -> 20"]
+    text = to_markdown(table, columns)
+    demo_p = next((p for p in problems if p.gt is not None), None)
+    if demo_p and ("psnr", 5) in found:
+        ode_psnr, _ = quality(demo_p.exact, demo_p.gt)
+        gap = found["psnr", 5] - ode_psnr
+        text += (f"\nDemo PSNR at NFE 5: searched {found['psnr', 5]:.2f} dB, converged ODE {ode_psnr:.2f} dB, "
+                 f"gap {gap:+.2f} dB ({'met' if abs(gap) <= 0.1 else 'NOT met'}: within 0.1 dB).\n")
+    return text
 
 
 def plot(problems: list[Problem], results: dict, path: Path) -> None:
@@ -230,7 +306,9 @@ def plot(problems: list[Problem], results: dict, path: Path) -> None:
         for label, cells in results.items():
             style = {DEFAULT: dict(color="black", lw=2.5, ls="--"),
                      PRESET: dict(color="red", lw=2.5)}.get(label, dict(lw=1, alpha=0.7))
-            ax.loglog(p.nfes, [cells[p.name, n] for n in p.nfes], marker="o", ms=3, label=label, **style)
+            style = {SEARCHED: dict(color="blue", lw=2.5)}.get(label, style)
+            nfes = [n for n in p.nfes if (p.name, n) in cells]
+            ax.loglog(nfes, [cells[p.name, n] for n in nfes], marker="o", ms=3, label=label, **style)
         ax.set(title=p.name, xlabel="NFE", ylabel="RMSE to the converged ODE solution")
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks(p.nfes, [str(n) for n in p.nfes])
@@ -256,7 +334,7 @@ def report(problems, results, seconds: float, command: str, image: str) -> str:
     main = [p for p in problems if not p.name.startswith("check")]
     checks = [p for p in problems if p.name.startswith("check")]
     lines = [
-        "# MR Sampler: which settings at NFE 5-20 (issue 15)", "",
+        "# MR Sampler: which settings at NFE 5-20 (issues 15 and 22)", "",
         f"Made by `{command}` on {date.today().isoformat()}: {machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, {seconds / 60:.1f} minutes. The script's docstring defines the problems.", "",
         "Reference solutions: " + "; ".join(f"{p.name}: {p.note}" for p in problems) + ".", "",
@@ -271,6 +349,9 @@ def report(problems, results, seconds: float, command: str, image: str) -> str:
                   error_table(checks, results)]
     lines += [
         "## The preset against issue 15's bars", "", bar_text,
+        "## The searched time steps against issue 22's goal", "",
+        "Error ratios of the searched row (held-out draws and images; worst over fit targets on the oracles):", "",
+        search_goal(problems, results),
     ]
     if notes:
         lines += ["", "Where a bar is not met, the best any candidate reaches:", ""] + [f"- {n}" for n in notes]
@@ -281,7 +362,8 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="folder for sampler_study.md and .png")
     parser.add_argument("--demo-images", type=int, default=1, help="demo test images per task (1-3)")
-    parser.add_argument("--quick", action="store_true", help="tiny problems, the default and the preset only")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny problems; the default, the preset and a short search only")
     args = parser.parse_args(argv)
     start = time.time()
     sde = IRSDE.create(max_sigma=50, T=100, schedule="cosine", eps=0.005)
@@ -294,8 +376,10 @@ def main(argv: list[str] | None = None) -> str:
         problems = [gaussian(sde, 64), mixture(sde, 8, 32, 4, 4), demo(sde, args.demo_images, 2, None),
                     gaussian(sde, 64, S=0.2, seed=4, name="check: gaussian S=0.2"),
                     mixture(sde, 4, 24, 4, 4, s=0.05, seed=5, name="check: mixture K=4 s=0.05")]
-    rows = candidates(shipped_config(REPO / "options" / "mrsampler.yml"),
-                      shipped_config(REPO / "options" / "mrsampler_fast.yml"), args.quick)
+    paper = shipped_config(REPO / "options" / "mrsampler.yml")
+    rows = candidates(paper, shipped_config(REPO / "options" / "mrsampler_fast.yml"), args.quick)
+    budget = 20 if args.quick else None
+    rows.insert(2, (SEARCHED, Searched(sde, paper, REPO / "options" / "demo_searched.yml", budget)))
     print("measuring the candidates", file=sys.stderr, flush=True)
     results = measure(problems, sde, rows)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     crop = f", centre-cropped to {args.crop}x{args.crop}" if args.crop else ""
     header = [
         f"MR Sampler's time steps searched for this network by scripts/search_schedule.py on {date.today()}",
-        f"(from {args.opt}; {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
+        f"(search_schedule.py {' '.join(sys.argv[1:] if argv is None else argv)};",
+        f" {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
         f"Calibration: {len(split.calibration)} images{crop}: " + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
         "(calibration: geometric mean of the images' RMSEs; held-out: RMSE over all their pixels):",
