@@ -352,6 +352,7 @@ def report(problems, results, seconds: float, command: str, image: str) -> str:
         "## The searched time steps against issue 22's goal", "",
         "Error ratios of the searched row (held-out draws and images; worst over fit targets on the oracles):", "",
         search_goal(problems, results),
+        "Where the demo network resists, docs/timestep_search.md gives the per-photo numbers and why.",
     ]
     if notes:
         lines += ["", "Where a bar is not met, the best any candidate reaches:", ""] + [f"- {n}" for n in notes]
