@@ -113,15 +113,15 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     extra = {name: resample(times, nfe, lam) for name, times in (starts or {}).items()}
     if end == 0:
         extra["dynamic programming"] = teacher.dp_grid(sde, mu, nfe)
-    starts = start_grids(sde, nfe, end, own, extra)
-    scored = {name: error(times) for name, times in starts.items()}
-    evaluations = len(starts)
+    grids = start_grids(sde, nfe, end, own, extra)
+    scored = {name: error(times) for name, times in grids.items()}
+    evaluations = len(grids)
     ranked = sorted(scored, key=lambda name: scored[name])[:restarts]
     step = (lam.of(end) - lam.of(float(sde.T))) / (2 * nfe)
     results = []
     for k, name in enumerate(ranked):  # the budget left, shared by the starts left
         budget = (max_evaluations - evaluations) // (len(ranked) - k)
-        times, best, used = pattern_search(starts[name], scored[name], error, lam, step, min_step, budget, log)
+        times, best, used = pattern_search(grids[name], scored[name], error, lam, step, min_step, budget, log)
         evaluations += used
         results.append((best, k, times, name))
     best, _, times, start = min(results)
