@@ -30,6 +30,7 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
+from uir.samplers.search import search_options
 
 PROG = "search_schedule.py"
 
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(n < 2 for n in args.nfe) or args.images < 1 or (args.crop is not None and args.crop < 8):
         parser.error("--nfe must be >= 2, --images >= 1 and --crop >= 8")
+    if args.held_out < 0 or (args.max_evaluations is not None and args.max_evaluations < 0):
+        parser.error("--held-out and --max-evaluations must be >= 0")
     return args
 
 
@@ -67,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [parse_assignment(text) for text in args.set]
     options = load_options(args.opt, overrides)
     sampler = options.restorer.sampler.options_for(MRSampler)
-    if sampler.solver_type != "ode":
-        raise OptionsError(f"{args.opt}: sampler.solver_type is {sampler.solver_type!r}; the search is for the "
-                           "ODE solver (solver_type: ode)")
+    for nfe in args.nfe:  # what cannot be searched is refused before any network loads
+        try:
+            search_options(sampler, nfe)
+        except ValueError as exc:
+            raise OptionsError(f"{args.opt}: {exc}") from exc
     split = split_images(resolve_tasks(options.data), args.images, args.held_out)
     print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
     print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -204,3 +207,35 @@ def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_i
     g = torch.Generator().manual_seed(0)
     others = [[100, *sorted(torch.randperm(99, generator=g)[:3].add(1).tolist(), reverse=True), 0] for _ in range(50)]
     assert all(cost(grid) <= cost(p) + 1e-12 for p in others + [[100, 75, 50, 25, 0], [100, 60, 30, 10, 0]])
+
+
+def test_search_schedule_py_refuses_what_it_cannot_search_before_loading_a_network(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("search_schedule", REPO / "scripts" / "search_schedule.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    ws = make_workspace(tmp_path)
+    raw = raw_options(ws, "runs", distortion=["noisy", "hazy"])
+    raw["path"]["pretrain_model_G"] = str(tmp_path / "absent.pth")  # loading it would fail
+    opt = tmp_path / "tiny.yml"
+    opt.write_text(yaml.safe_dump(raw))
+    cases = [(["--nfe", "2", "--set", "sampler.order=3"], "nfe must be an integer >= 3"),
+             (["--nfe", "3", "--set", "sampler.solver_type=sde"], "solver_type 'sde' samples"),
+             (["--nfe", "3", "--images", "7"], "--images: the test set has 6 images, fewer than the 7 asked for")]
+    for extra, message in cases:
+        with pytest.raises(Exception, match=re.escape(message)) as err:
+            script.main([f"-opt={opt}", *extra])
+        assert "absent.pth" not in str(err.value)
+    assert not (tmp_path / "tiny_searched.yml").exists()
+
+
+def test_calibration_images_are_read_as_test_py_reads_them(tmp_path):
+    from uir.benchmark.calibration import load_lq
+    from uir.data.paired import ImagePair, read_image, to_tensor
+
+    img = (np.arange(8 * 10 * 3, dtype=np.uint16).reshape(8, 10, 3) * 271) % 65535
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), img.astype(np.uint16))
+    batch = load_lq([ImagePair("deep", path, None)], crop=6)
+    whole = to_tensor(read_image(path))
+    assert batch.shape == (1, 3, 6, 6) and float(batch.max()) <= 1.0
+    assert torch.equal(batch[0], whole[:, 1:7, 2:8])

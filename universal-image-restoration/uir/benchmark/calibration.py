@@ -18,7 +18,8 @@ import torch
 import yaml
 from torch import Tensor
 
-from uir.data.paired import ImagePair, read_image_uint8
+from uir.data.paired import ImagePair, read_image, to_tensor
+from uir.common.errors import OptionsError
 from uir.evaluation.tasks import TaskData
 from uir.options.loader import apply_overrides, read_yaml
 from uir.restoration import Restorer
@@ -56,7 +57,7 @@ def split_images(tasks: list[TaskData], calibration: int, held_out: int | None) 
     per_task = 1 if held_out is None else held_out
     held = [p for t in tasks for p in [q for q in t.pairs if q.lq not in taken][:per_task]]
     if len(picked) < calibration:
-        raise ValueError(f"--images: the test set has {len(picked)} images, fewer than the {calibration} asked for")
+        raise OptionsError(f"--images: the test set has {len(picked)} images, fewer than the {calibration} asked for")
     return Split(picked, held)
 
 
@@ -64,16 +65,16 @@ def load_lq(pairs: list[ImagePair], crop: int | None) -> Tensor:
     """The LQ images in [0, 1] as one batch, centre-cropped to `crop` (all must be at least that)."""
     images = []
     for p in pairs:
-        x = torch.from_numpy(read_image_uint8(p.lq)).permute(2, 0, 1).float() / 255
+        x = to_tensor(read_image(p.lq))  # as test.py reads it (16-bit files scaled by 65535)
         if crop is not None:
             h, w = x.shape[-2:]
             if min(h, w) < crop:
-                raise ValueError(f"--crop {crop}: {p.lq} is only {w}x{h}; use a smaller --crop")
+                raise OptionsError(f"--crop {crop}: {p.lq} is only {w}x{h}; use a smaller --crop")
             top, left = (h - crop) // 2, (w - crop) // 2
             x = x[:, top:top + crop, left:left + crop]
         images.append(x)
     if len({tuple(x.shape) for x in images}) > 1:
-        raise ValueError("the calibration images differ in size; give --crop to cut them to one size")
+        raise OptionsError("--crop: the calibration images differ in size; give --crop N to cut them to one size")
     return torch.stack(images)
 
 

@@ -96,7 +96,7 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     best start grids are searched from, sharing the budget (the best result wins); `log`: a line
     per improvement."""
     max_evaluations = 30 * nfe if max_evaluations is None else max_evaluations
-    options = _options(config, nfe)
+    options = search_options(config, nfe)
     counted = _Counted(model)
     contexts = {"text_context": text_context, "image_context": image_context}
     teacher = Teacher()
@@ -167,7 +167,9 @@ def pattern_search(times: list[float], best: float, error: Callable[[list[float]
     return times, best, used
 
 
-def _options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRSamplerOptions:
+def search_options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRSamplerOptions:
+    """MR Sampler's options that a search at `nfe` steps runs with; ValueError naming what cannot be
+    searched (a stochastic solver, too few steps for the order)."""
     options = MRSampler.options_from(config)
     if options.solver_type != "ode":
         raise ValueError(f"search_timesteps: solver_type {options.solver_type!r} samples, it does not solve the "
