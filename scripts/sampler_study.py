@@ -62,7 +62,8 @@ SEARCHED_NFES = (5, 10, 20)  # a search at NFE 50 would cost 1,500 sampler runs 
 
 class Searched:
     """A row whose grid is searched for each problem, NFE and fit target (`search_timesteps`) on the
-    problem's calibration draws and scored on its held-out draws, with the solver settings of
+    problem's calibration draws and scored on its held-out draws (each search also starting from the
+    grids searched for fewer steps, so that more steps can only help on the calibration draws), with the solver settings of
     `preset` (options/demo_searched.yml; `fallback` without it); on the demo, the preset's own grids,
     which scripts/search_schedule.py calibrated on other images than the study's."""
 
@@ -81,9 +82,11 @@ class Searched:
         key = (problem.name, nfe, target)
         if key not in self.grids:
             x_T, mu = problem.calibration
+            fewer = {f"searched for NFE {n}": times for (name, n, t), times in self.grids.items()
+                     if name == problem.name and t == target and n < nfe}  # as scripts/search_schedule.py does
             self.grids[key] = search_timesteps(self.sde, problem.models[target], x_T, mu, nfe=nfe,
                                                config=dict(self.block, fit_target=target), reference_substeps=4,
-                                               max_evaluations=self.max_evaluations)
+                                               max_evaluations=self.max_evaluations, starts=fewer)
         return dict(self.block, time_schedule="custom", timesteps=self.grids[key])
 
 
@@ -184,7 +187,8 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
     mu, gt = mu[..., :crop, :crop], gt[..., :crop, :crop]
     x_T = sde.prior_sample(mu, PerSampleNoise.from_seeds(range(len(lqs)))(mu))
     def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
-        return to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf)
+        return to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf,
+                       exact_velocity=True)  # the search's target
 
     exact, note = converged(x0_fn, x_T, mu, sde, substeps)
     return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)

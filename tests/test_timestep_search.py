@@ -209,6 +209,19 @@ def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_i
     assert all(cost(grid) <= cost(p) + 1e-12 for p in others + [[100, 75, 50, 25, 0], [100, 60, 30, 10, 0]])
 
 
+@pytest.mark.parametrize("fit_target", ["noise", "data", "velocity"])
+def test_the_target_converges_to_the_closed_form_for_every_fit_target(sde, fit_target):
+    # between integer times alpha^2 + (sigma / sigma_inf)^2 != 1: the reference's velocity formula
+    # is off there (7.8e-5 at 4 substeps, growing with them); the search's target inverts it exactly
+    mu, x_T = draws(sde, 2)
+    m = torch.full_like(mu, 0.4)
+    oracle = GaussianOracle(sde, m, 0.1, fit_target)
+    exact = oracle.ode_solution(x_T, mu, 100.0, 0.0).clamp(0, 1)
+    options = MRSampler.options_from(dict(PAPER, fit_target=fit_target))
+    errors = [rmse(converged_ode(sde, oracle, x_T, mu, options, n, {}), exact) for n in (2, 8)]
+    assert errors[1] < errors[0] / 3 and errors[1] < 1e-6
+
+
 def test_search_schedule_py_refuses_what_it_cannot_search_before_loading_a_network(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("search_schedule", REPO / "scripts" / "search_schedule.py")
     script = importlib.util.module_from_spec(spec)

@@ -220,14 +220,14 @@ class Teacher:
 def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options: MRSamplerOptions,
                   substeps: int, contexts: Mapping[str, Any], teacher: Teacher | None = None) -> Tensor:
     """The probability-flow ODE's solution at t = 0 from x_T at T (float64, clipped to [0, 1]), the
-    model called in x_T's dtype and its output read as the options' fit target; `teacher` records
-    the trajectory."""
+    model called in x_T's dtype and its output read as the options' fit target (a velocity inverted
+    exactly between the integer times too: `uir.sde.predictions`); `teacher` records the trajectory."""
     fit_target = MRSampler(sde, options).fit_target
     mu64 = mu.double()
 
     def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
         out = model(x.to(x_T.dtype), mu, t, **contexts).double()
-        return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf)
+        return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf, exact_velocity=True)
 
     return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps, at_integer_times=teacher).clamp(0, 1)
 
