@@ -16,7 +16,7 @@ import yaml
 from uir.evaluation import read_csv
 from uir.options import parse_options
 from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
-from uir.samplers.search import Teacher, converged_ode, objective
+from uir.samplers.search import Teacher, converged_ode, objective, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -152,6 +152,23 @@ def test_the_search_is_deterministic_counts_its_cost_and_refuses_what_it_cannot_
         search_timesteps(sde, oracle, x_T, mu, nfe=5, config=dict(block, solver_type="sde"))
     with pytest.raises(ValueError, match="nfe must be an integer >= 2"):
         search_timesteps(sde, oracle, x_T, mu, nfe=1, config=dict(block, order=1))
+
+
+def test_a_shared_reference_gives_the_same_grid_without_solving_the_ode_again(sde):
+    oracle, _ = gaussian_case(sde)
+    mu, x_T = draws(sde, 1)
+    block = dict(PAPER, fit_target="noise")
+    alone = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference_substeps=1)
+    reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1)
+    assert reference.model_calls == 100 and reference.fit_target == "noise"
+    shared = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference=reference)
+    assert shared.timesteps == alone.timesteps and shared.error == alone.error
+    assert shared.model_calls == alone.model_calls - 100
+    with pytest.raises(ValueError, match="solved for a noise network .* not for a data network"):
+        find_timesteps(sde, oracle, x_T, mu, nfe=4, config=dict(block, fit_target="data"), reference=reference)
+    other_mu, other_x_T = draws(sde, 2)
+    with pytest.raises(ValueError, match="compute it with reference_solution on this batch"):
+        find_timesteps(sde, oracle, other_x_T, other_mu, nfe=4, config=block, reference=reference)
 
 
 def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces_a_file(tmp_path, capsys):

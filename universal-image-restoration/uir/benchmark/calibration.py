@@ -23,7 +23,7 @@ from uir.common.errors import OptionsError
 from uir.evaluation.tasks import TaskData
 from uir.options.loader import apply_overrides, read_yaml
 from uir.restoration import Restorer
-from uir.samplers import MRSampler, MRSamplerOptions, PerSampleNoise, SearchOutcome, find_timesteps
+from uir.samplers import MRSampler, MRSamplerOptions, PerSampleNoise, SearchOutcome, find_timesteps, reference_solution
 from uir.samplers.search import converged_ode
 
 logger = logging.getLogger(__name__)
@@ -86,17 +86,23 @@ def calibrate(restorer: Restorer, options: MRSamplerOptions, pairs: list[ImagePa
               crop: int | None, *, seed: int = 0, log: Callable[[str], None] = print,
               **settings: Any) -> dict[int, SearchOutcome]:
     """The searched grid per NFE (ascending; each search may also start from the grid of the NFE
-    before it), on the calibration images."""
+    before it), on the calibration images, against one converged ODE solution shared by all NFEs
+    (`settings`: `find_timesteps`' keywords)."""
     mu = load_lq(pairs, crop).to(restorer.device)
     x_T = prior(restorer, mu, seed)
     image_context, text_context = restorer.contexts(mu)
+    contexts = {"image_context": image_context, "text_context": text_context}
+    substeps = settings.pop("reference_substeps", 2)
+    log(f"the converged ODE on {len(pairs)} images of {tuple(mu.shape[-2:])}")
+    reference = reference_solution(restorer.sde, restorer.denoiser, x_T, mu, config=options, substeps=substeps,
+                                   **contexts)
+    log(f"the converged ODE: {reference.model_calls} network calls")
     found: dict[int, SearchOutcome] = {}
     for nfe in sorted(nfes):
         starts = {f"searched for NFE {n}": found[n].timesteps for n in found}
-        log(f"NFE {nfe}: searching on {len(pairs)} images of {tuple(mu.shape[-2:])}")
+        log(f"NFE {nfe}: searching")
         found[nfe] = find_timesteps(restorer.sde, restorer.denoiser, x_T, mu, nfe=nfe, config=options,
-                                    image_context=image_context, text_context=text_context, starts=starts,
-                                    log=log, **settings)
+                                    starts=starts, reference=reference, log=log, **contexts, **settings)
         o = found[nfe]
         log(f"NFE {nfe}: error {o.own_error:.3e} on the options' own grid -> {o.error:.3e} searched "
             f"({o.error / o.own_error:.2f}x; from {o.start}, {o.evaluations} grids, {o.model_calls} network calls)")

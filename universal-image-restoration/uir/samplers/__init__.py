@@ -24,12 +24,14 @@ from uir.samplers.heun import HeunOptions, HeunSampler  # noqa: E402
 from uir.samplers.mrsampler import (  # noqa: E402
     CORRECTORS, PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, MRSampler, MRSamplerOptions,
 )
-from uir.samplers.search import SearchOutcome, find_timesteps, search_timesteps  # noqa: E402
+from uir.samplers.search import (  # noqa: E402
+    Reference, SearchOutcome, find_timesteps, reference_solution, search_timesteps,
+)
 
 __all__ = [
     "BaseSampler", "BoundModel", "Callback", "Denoiser", "ModelFn", "SampleResult", "Sampler", "Step",
     "GeneratorNoise", "NoiseSource", "PerSampleNoise", "RecordedNoise", "SamplerBlock", "SamplerOptions",
     "SAMPLERS", "build_sampler", "EulerSampler", "PosteriorSampler", "HeunOptions", "HeunSampler",
     "CORRECTORS", "PARAMETERIZATIONS", "SOLVER_TYPES", "TIME_SCHEDULES", "MRSampler", "MRSamplerOptions",
-    "SearchOutcome", "find_timesteps", "search_timesteps",
+    "Reference", "SearchOutcome", "find_timesteps", "reference_solution", "search_timesteps",
 ]

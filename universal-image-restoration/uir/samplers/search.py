@@ -25,7 +25,8 @@ the same inputs (no random draws).
 Cost in network evaluations (`SearchOutcome.model_calls`): T * reference_substeps for the target
 (200 with the defaults and T = 100), then NFE per grid tried (the options' own grid, each start,
 each move): at most T * reference_substeps + NFE * (max_evaluations + 1), max_evaluations being
-30 * NFE by default.
+30 * NFE by default. Searches at several NFEs on one batch share the target: compute it once with
+`reference_solution` and pass it as `reference=` (its calls are then not counted again).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ class SearchOutcome:
     start: str  # the start grid the search moved from
     start_error: float
     evaluations: int  # grids tried (sampler runs)
-    model_calls: int  # network evaluations in all, the reference solution's included
+    model_calls: int  # network evaluations in all, the reference solution's included unless it was given
 
 
 class _Counted:
@@ -88,9 +89,10 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
                    config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
                    reference_substeps: int = 2, max_evaluations: int | None = None, min_step: float = 0.01,
                    starts: Mapping[str, list[float]] | None = None, restarts: int = 1,
-                   log: Callable[[str], None] | None = None) -> SearchOutcome:
+                   reference: "Reference | None" = None, log: Callable[[str], None] | None = None) -> SearchOutcome:
     """Search the grid (see the module's docstring). `reference_substeps`: the converged ODE's steps
-    per unit of t; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
+    per unit of t; `reference`: that solution already computed for this batch (`reference_solution`),
+    instead; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
     smallest move in lambda; `starts`: more start grids by name (any number of steps: each is
     resampled to `nfe` steps, e.g. the grid searched for fewer steps); `restarts`: how many of the
     best start grids are searched from, sharing the budget (the best result wins); `log`: a line
@@ -99,8 +101,11 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     options = search_options(config, nfe)
     counted = _Counted(model)
     contexts = {"text_context": text_context, "image_context": image_context}
-    teacher = Teacher()
-    target = converged_ode(sde, counted, x_T, mu, options, reference_substeps, contexts, teacher)
+    if reference is None:
+        reference = reference_solution(sde, counted, x_T, mu, config=options, substeps=reference_substeps,
+                                       text_context=text_context, image_context=image_context)
+    reference.check(fit_target_of(options), x_T)
+    target, teacher = reference.target, reference.teacher
 
     def error(times: list[float] | None) -> float:
         grid = options if times is None else options.with_overrides(time_schedule="custom", timesteps=times)
@@ -182,6 +187,39 @@ def search_options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) 
     return options.with_overrides(num_sample_steps=nfe)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The search's target for one calibration batch: the converged ODE's solution at t = 0 and its
+    trajectory (`Teacher`), for a network read as `fit_target`."""
+
+    x_T: Tensor
+    target: Tensor
+    teacher: "Teacher"
+    fit_target: str
+    model_calls: int
+
+    def check(self, fit_target: str, x_T: Tensor) -> None:
+        """ValueError unless this was solved from `x_T` for a network read as `fit_target`."""
+        if fit_target != self.fit_target or x_T.shape != self.x_T.shape or not torch.equal(x_T, self.x_T):
+            raise ValueError(f"find_timesteps: the reference was solved for a {self.fit_target} network from another "
+                             f"x_T than this one, or not for a {fit_target} network; compute it with "
+                             "reference_solution on this batch and these options")
+
+
+@torch.no_grad()
+def reference_solution(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *,
+                       config: SamplerOptions | Mapping[str, Any] | None, substeps: int = 2, text_context=None,
+                       image_context=None) -> Reference:
+    """The converged probability-flow ODE from x_T (`converged_ode`, `substeps` per unit of t), with
+    its trajectory, for `config`'s fit target: computed once per calibration batch and shared by the
+    searches at every NFE (`find_timesteps(..., reference=)`)."""
+    options = MRSampler.options_from(config)
+    counted, teacher = _Counted(model), Teacher()
+    contexts = {"text_context": text_context, "image_context": image_context}
+    target = converged_ode(sde, counted, x_T, mu, options, substeps, contexts, teacher)
+    return Reference(x_T, target, teacher, fit_target_of(options), counted.calls)
+
+
 class Teacher:
     """The converged trajectory at the integer times (its states and data predictions), and the
     grid that dynamic programming finds on it."""
@@ -222,7 +260,7 @@ def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options:
     """The probability-flow ODE's solution at t = 0 from x_T at T (float64, clipped to [0, 1]), the
     model called in x_T's dtype and its output read as the options' fit target (a velocity inverted
     exactly between the integer times too: `uir.sde.predictions`); `teacher` records the trajectory."""
-    fit_target = MRSampler(sde, options).fit_target
+    fit_target = fit_target_of(options)
     mu64 = mu.double()
 
     def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
@@ -230,6 +268,11 @@ def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options:
         return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf, exact_velocity=True)
 
     return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps, at_integer_times=teacher).clamp(0, 1)
+
+
+def fit_target_of(options: MRSamplerOptions) -> str:
+    """What the network predicts, as MR Sampler reads it (its default when unset)."""
+    return options.fit_target or MRSampler.default_fit_target
 
 
 class Lambda:
