@@ -42,13 +42,14 @@ from uir.evaluation.tables import to_markdown
 from uir.metrics.reference import image_metrics, to_uint8
 from uir.models.networks import load_network
 from uir.options import load_options
-from uir.samplers import PerSampleNoise, build_sampler, search_timesteps
+from uir.samplers import MRSampler, PerSampleNoise, build_sampler, search_timesteps
+from uir.samplers.search import converged_ode
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
 from uir.sde.oracle import GaussianOracle
 from uir.runtime import NetworkCall
-from uir.sde.predictions import FIT_TARGETS, to_data
+from uir.sde.predictions import FIT_TARGETS
 from uir.common.cli import run_script
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,12 +131,12 @@ def rmse(a: Tensor, b: Tensor) -> float:
     return (a.double() - b.double()).pow(2).mean().sqrt().item()
 
 
-def converged(x0_fn, x_T: Tensor, mu: Tensor, sde: IRSDE, substeps: int) -> tuple[Tensor, str]:
-    """The reference ODE solution and a note on its convergence (the change from half the steps)."""
-    x = solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps)
-    half = solve_probability_flow(x0_fn, x_T, mu, sde, substeps=max(1, substeps // 2))
+def converged(solve: Callable[[int], Tensor], sde: IRSDE, substeps: int) -> tuple[Tensor, str]:
+    """The reference ODE solution (`solve(substeps per unit of t)`, clipped to [0, 1]) and a note on
+    its convergence (the change from half the steps)."""
+    x, half = solve(substeps).clamp(0, 1), solve(max(1, substeps // 2)).clamp(0, 1)
     note = f"{sde.T * substeps} steps; {sde.T * max(1, substeps // 2)} steps differ by RMSE {rmse(x, half):.1e}"
-    return x.clamp(0, 1), note
+    return x, note
 
 
 def gaussian(sde: IRSDE, size: int, S: float = 0.1, seed: int = 0, name: str = "gaussian") -> Problem:
@@ -172,7 +173,7 @@ def mixture(sde: IRSDE, K: int, size: int, batch: int, substeps: int, s: float =
     x_T, mu = draw(torch.Generator().manual_seed(seed), batch)
     models = {t: MixtureOracle(sde, templates, s, t) for t in FIT_TARGETS}
     x0_fn = lambda x, t, a, s: models["data"].predictions(x, mu.double(), a, s)[1]  # noqa: E731
-    exact, note = converged(x0_fn, x_T, mu, sde, substeps)
+    exact, note = converged(lambda n: solve_probability_flow(x0_fn, x_T, mu, sde, substeps=n), sde, substeps)
     cal = draw(torch.Generator().manual_seed(seed + 1000), calibration_batch)
     return Problem(name, models, mu, x_T, exact, (5, 10, 20, 50), note, calibration=cal)
 
@@ -186,11 +187,8 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
     mu, gt = as_tensor(lqs), as_tensor([p.parent.parent / "GT" / p.name for p in lqs])
     mu, gt = mu[..., :crop, :crop], gt[..., :crop, :crop]
     x_T = sde.prior_sample(mu, PerSampleNoise.from_seeds(range(len(lqs)))(mu))
-    def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
-        return to_data(call(x.float(), mu, t).double(), "velocity", x, mu.double(), a, s, sde.sigma_inf,
-                       exact_velocity=True)  # the search's target
-
-    exact, note = converged(x0_fn, x_T, mu, sde, substeps)
+    velocity = MRSampler.options_from({"fit_target": "velocity"})
+    exact, note = converged(lambda n: converged_ode(sde, call, x_T, mu, velocity, n, {}), sde, substeps)  # the search's target
     return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)
 
 

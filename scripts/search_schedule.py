@@ -9,8 +9,9 @@ probability-flow ODE solved to convergence from the same x_T (`uir.samplers.sear
 Then scores the options' own grid and the searched one on held-out images (from the start of each
 task's listing, whole, never calibration images) and writes `<input>_searched.yml` beside the input
 (or --out): the same options (with --set applied) with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
-sweep points at those NFEs. It never replaces a file. Cost: 200 network calls for the target,
-then NFE calls per grid tried (at most 30 x NFE grids per NFE), on the calibration batch.
+sweep points at those NFEs. It never replaces a file. Cost: 200 network calls for the target (once,
+shared by every NFE), then NFE calls per grid tried (at most 30 x NFE grids per NFE), on the
+calibration batch.
 """
 from __future__ import annotations
 
