@@ -187,8 +187,8 @@ def demo(sde: IRSDE, per_task: int, substeps: int, max_images: int | None, crop:
     mu, gt = as_tensor(lqs), as_tensor([p.parent.parent / "GT" / p.name for p in lqs])
     mu, gt = mu[..., :crop, :crop], gt[..., :crop, :crop]
     x_T = sde.prior_sample(mu, PerSampleNoise.from_seeds(range(len(lqs)))(mu))
-    velocity = MRSampler.options_from({"fit_target": "velocity"})
-    exact, note = converged(lambda n: converged_ode(sde, call, x_T, mu, velocity, n, {}), sde, substeps)  # the search's target
+    velocity = MRSampler.options_from({"fit_target": "velocity"})  # the reference is the search's own target
+    exact, note = converged(lambda n: converged_ode(sde, call, x_T, mu, velocity, n, {}), sde, substeps)
     return Problem("demo", {"velocity": call}, mu, x_T, exact, (5, 10, 20), note, gt)
 
 

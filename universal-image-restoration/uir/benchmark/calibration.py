@@ -83,19 +83,18 @@ def prior(restorer: Restorer, mu: Tensor, first_seed: int) -> Tensor:
 
 
 def calibrate(restorer: Restorer, options: MRSamplerOptions, pairs: list[ImagePair], nfes: list[int],
-              crop: int | None, *, seed: int = 0, log: Callable[[str], None] = print,
+              crop: int | None, *, seed: int = 0, reference_substeps: int = 2, log: Callable[[str], None] = print,
               **settings: Any) -> dict[int, SearchOutcome]:
     """The searched grid per NFE (ascending; each search may also start from the grid of the NFE
     before it), on the calibration images, against one converged ODE solution shared by all NFEs
-    (`settings`: `find_timesteps`' keywords)."""
+    (`reference_substeps` steps per unit of t; `settings`: `find_timesteps`' other keywords)."""
     mu = load_lq(pairs, crop).to(restorer.device)
     x_T = prior(restorer, mu, seed)
     image_context, text_context = restorer.contexts(mu)
     contexts = {"image_context": image_context, "text_context": text_context}
-    substeps = settings.pop("reference_substeps", 2)
     log(f"the converged ODE on {len(pairs)} images of {tuple(mu.shape[-2:])}")
-    reference = reference_solution(restorer.sde, restorer.denoiser, x_T, mu, config=options, substeps=substeps,
-                                   **contexts)
+    reference = reference_solution(restorer.sde, restorer.denoiser, x_T, mu, config=options,
+                                   substeps=reference_substeps, **contexts)
     log(f"the converged ODE: {reference.model_calls} network calls")
     found: dict[int, SearchOutcome] = {}
     for nfe in sorted(nfes):

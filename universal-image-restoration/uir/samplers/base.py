@@ -149,9 +149,14 @@ class BaseSampler:
     def check(self) -> None:
         """Rules that need the SDE as well as the options; raise ValueError naming the key."""
 
+    @classmethod
+    def fit_target_of(cls, config: SamplerOptions) -> str:
+        """What the network predicts under `config`: its `fit_target`, else this sampler's default."""
+        return config.fit_target or cls.default_fit_target
+
     @property
     def fit_target(self) -> str:
-        return self.config.fit_target or self.default_fit_target
+        return self.fit_target_of(self.config)
 
     @property
     def stochastic(self) -> bool:

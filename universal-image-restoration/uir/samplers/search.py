@@ -104,7 +104,7 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     if reference is None:
         reference = reference_solution(sde, counted, x_T, mu, config=options, substeps=reference_substeps,
                                        text_context=text_context, image_context=image_context)
-    reference.check(fit_target_of(options), x_T)
+    reference.check(MRSampler.fit_target_of(options), x_T)
     target, teacher = reference.target, reference.teacher
 
     def error(times: list[float] | None) -> float:
@@ -217,7 +217,7 @@ def reference_solution(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *,
     counted, teacher = _Counted(model), Teacher()
     contexts = {"text_context": text_context, "image_context": image_context}
     target = converged_ode(sde, counted, x_T, mu, options, substeps, contexts, teacher)
-    return Reference(x_T, target, teacher, fit_target_of(options), counted.calls)
+    return Reference(x_T, target, teacher, MRSampler.fit_target_of(options), counted.calls)
 
 
 class Teacher:
@@ -260,7 +260,7 @@ def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options:
     """The probability-flow ODE's solution at t = 0 from x_T at T (float64, clipped to [0, 1]), the
     model called in x_T's dtype and its output read as the options' fit target (a velocity inverted
     exactly between the integer times too: `uir.sde.predictions`); `teacher` records the trajectory."""
-    fit_target = fit_target_of(options)
+    fit_target = MRSampler.fit_target_of(options)
     mu64 = mu.double()
 
     def x0_fn(x: Tensor, t: float, a: float, s: float) -> Tensor:
@@ -268,11 +268,6 @@ def converged_ode(sde: IRSDE, model: Callable, x_T: Tensor, mu: Tensor, options:
         return to_data(out, fit_target, x, mu64, a, s, sde.sigma_inf, exact_velocity=True)
 
     return solve_probability_flow(x0_fn, x_T, mu, sde, substeps=substeps, at_integer_times=teacher).clamp(0, 1)
-
-
-def fit_target_of(options: MRSamplerOptions) -> str:
-    """What the network predicts, as MR Sampler reads it (its default when unset)."""
-    return options.fit_target or MRSampler.default_fit_target
 
 
 class Lambda:
