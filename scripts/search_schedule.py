@@ -1,7 +1,7 @@
 """Search MR Sampler's time steps for the options' network, and write them as a preset.
 
     python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
-                                      [--set sampler.corrector=unic]
+                                      [--set sampler.corrector=unic] [--objective balanced]
 
 Calibrates on --images images of the options' test set (from the end of each task's sorted
 listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
@@ -31,7 +31,7 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import search_options
+from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options
 
 PROG = "search_schedule.py"
 
@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "their sizes differ; smaller is faster)")
     parser.add_argument("--held-out", type=int, default=1, help="held-out images per task (default 1; 0: none)")
     parser.add_argument("--max-evaluations", type=int, default=None, help="grids tried per NFE (default 30 x NFE)")
+    parser.add_argument("--objective", choices=tuple(OBJECTIVES), default=DEFAULT_OBJECTIVE,
+                        help=f"the calibration error a grid is ranked by (default {DEFAULT_OBJECTIVE}; "
+                             "uir.samplers.search.OBJECTIVES)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
@@ -80,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
     print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))
     restorer = load_restorer(options.restorer)
-    settings = {} if args.max_evaluations is None else {"max_evaluations": args.max_evaluations}
+    settings = {"objective": args.objective}
+    if args.max_evaluations is not None:
+        settings["max_evaluations"] = args.max_evaluations
     with torch.no_grad():
         found = calibrate(restorer, sampler, split.calibration, args.nfe, args.crop, **settings)
         held = held_out_errors(restorer, sampler, split.held_out, found) if split.held_out else []
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
         f"Calibration: {len(split.calibration)} images{crop}: " + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
-        "(calibration: geometric mean of the images' RMSEs; held-out: RMSE over all their pixels):",
+        f"(calibration: the {args.objective} objective of the images' RMSEs; held-out: RMSE over all their pixels):",
     ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}" for n, o in sorted(found.items())] + [
         f"  {line}" for line in lines]
     write_preset(args.opt, out, found, header, overrides)

@@ -16,7 +16,7 @@ import yaml
 from uir.evaluation import read_csv
 from uir.options import parse_options
 from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
-from uir.samplers.search import Teacher, converged_ode, objective, reference_solution
+from uir.samplers.search import OBJECTIVES, Teacher, batch_error, converged_ode, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -181,7 +181,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                               sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
                                                               {"sampler": "posterior", "nfe": 4}]})))
     args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12",
-            "--set", "sampler.corrector=unic"]
+            "--set", "sampler.corrector=unic", "--objective", "rms"]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
@@ -194,6 +194,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                         {"sampler": "mrsampler", "nfe": 3, "label": "searched"},
                                         {"sampler": "posterior", "nfe": 4}]
     assert "Calibration: 2 images, centre-cropped to 16x16" in preset.read_text()
+    assert "(calibration: the rms objective of the images' RMSEs;" in preset.read_text()
     assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
     before = preset.read_text()
     with pytest.raises(Exception, match="exists"):
@@ -201,10 +202,34 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
     assert preset.read_text() == before
 
 
-def test_the_objective_is_the_geometric_mean_of_the_images_rmses():
+def test_the_objectives_weigh_the_images_rmses_as_named():
     target = torch.zeros(2, 3, 4, 4)
-    x = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.4)])
-    assert objective(x, target) == pytest.approx(0.2)  # sqrt(0.1 * 0.4), not the batch RMSE 0.29
+    x = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.4)])  # the images' RMSEs: 0.1 and 0.4
+    assert sorted(OBJECTIVES) == ["balanced", "geometric", "rms"]
+    assert batch_error(x, target, "geometric") == pytest.approx(0.2)  # sqrt(0.1 * 0.4)
+    assert batch_error(x, target, "rms") == pytest.approx(0.085 ** 0.5)  # sqrt((0.01 + 0.16) / 2), the batch's RMSE
+    assert batch_error(x, target) == pytest.approx((0.2 * 0.085 ** 0.5) ** 0.5)  # balanced, the default
+    with pytest.raises(ValueError, match="objective must be one of balanced, geometric, rms, got 'mse'"):
+        batch_error(x, target, "mse")
+
+
+def test_the_search_ranks_grids_by_the_objective_it_is_given_and_refuses_an_unknown_one(sde):
+    oracle, _ = gaussian_case(sde)
+    mu, x_T = draws(sde, 1)
+    block = dict(PAPER, fit_target="noise")
+    reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1)
+    for name in OBJECTIVES:
+        found = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference=reference,
+                               objective=name)
+        own = sample(sde, oracle, block, 4, x_T, mu)
+        searched = sample(sde, oracle, dict(block, time_schedule="custom", timesteps=found.timesteps), 4, x_T, mu)
+        assert found.own_error == pytest.approx(batch_error(own, reference.target, name), rel=1e-12)
+        assert found.error == pytest.approx(batch_error(searched, reference.target, name), rel=1e-12)
+        assert found.error < found.own_error
+    calls = []
+    with pytest.raises(ValueError, match="objective must be one of balanced, geometric, rms, got 'l1'"):
+        find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=block, objective="l1")
+    assert calls == []  # refused before the converged ODE is solved
 
 
 def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_its_cheapest_grid(sde):

@@ -4,11 +4,14 @@
     build_sampler("mrsampler", sde, {..., "time_schedule": "custom", "timesteps": times})
 
 The target is the probability-flow ODE solved to convergence from the same x_T
-(`uir.samplers.reference`, float64), once per calibration batch. The error of a grid is the
-geometric mean over the images of each one's RMSE between MR Sampler's output on it (with every
-other setting of `config`) and that target, both clipped to [0, 1] as the sampler's output is
-(`objective`: on a multimodal problem at five steps, the plain RMSE of the batch follows the one
-image that ends near another mode, and the grid it picks fails on other draws).
+(`uir.samplers.reference`, float64), once per calibration batch. A grid's error compares MR
+Sampler's output on it (with every other setting of `config`) with that target, both clipped to
+[0, 1] as the sampler's output is, through the images' RMSEs (`batch_error`, an objective of
+`OBJECTIVES` by name). By default `balanced`: the geometric mean of the batch's RMSE and of the
+geometric mean of the images' RMSEs. On a multimodal problem at five steps some draws end at
+another mode than the converged ODE: the batch's RMSE alone (`rms`) follows the few the batch
+holds and may pick a grid worse on every other draw; the geometric mean alone (`geometric`)
+hardly sees them and may pick a grid that sends more draws to another mode (docs/timestep_search.md).
 
 The method, chosen by measuring (docs/timestep_search.md, scripts/search_methods.py): a pattern
 search on the interior points in lambda = log(alpha / sigma_bar), both ends fixed (T, and the end
@@ -56,7 +59,7 @@ class SearchOutcome:
     """What a search found and what it cost."""
 
     timesteps: list[float]  # from T down to the end point, NFE + 1 of them
-    error: float  # the calibration batch's `objective` (geometric mean of per-image RMSEs) on `timesteps`
+    error: float  # the calibration batch's `objective` on `timesteps`
     own_error: float  # the same on the options' own grid
     start: str  # the start grid the search moved from
     start_error: float
@@ -75,6 +78,38 @@ class _Counted:
         return self.model(x, mu, t, **contexts)
 
 
+def _geometric(per_image: Tensor) -> Tensor:
+    """Every image counts by its relative gain."""
+    return per_image.clamp_min(1e-12).log().mean().exp()
+
+
+def _rms(per_image: Tensor) -> Tensor:
+    """The RMSE over all the batch's pixels: an image at another mode counts by its whole error."""
+    return per_image.pow(2).mean().sqrt()
+
+
+def _balanced(per_image: Tensor) -> Tensor:
+    """Both: the typical image's relative gain, and the draws that end at another mode."""
+    return (_geometric(per_image) * _rms(per_image)).sqrt()
+
+
+OBJECTIVES: dict[str, Callable[[Tensor], Tensor]] = {"balanced": _balanced, "geometric": _geometric, "rms": _rms}
+DEFAULT_OBJECTIVE = "balanced"
+
+
+def batch_error(x: Tensor, target: Tensor, objective: str = DEFAULT_OBJECTIVE) -> float:
+    """The error of a batch `x` against `target` by `objective` (a name of `OBJECTIVES`), from the
+    images' RMSEs."""
+    _check_objective(objective)
+    per_image = (x.double() - target).pow(2).flatten(1).mean(1).sqrt()
+    return OBJECTIVES[objective](per_image).item()
+
+
+def _check_objective(objective: str) -> None:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"search_timesteps: objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+
+
 def search_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe: int,
                      config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
                      **settings: Any) -> list[float]:
@@ -89,16 +124,18 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
                    config: SamplerOptions | Mapping[str, Any] | None, text_context=None, image_context=None,
                    reference_substeps: int = 2, max_evaluations: int | None = None, min_step: float = 0.01,
                    starts: Mapping[str, list[float]] | None = None, restarts: int = 1,
-                   reference: "Reference | None" = None, log: Callable[[str], None] | None = None) -> SearchOutcome:
+                   reference: "Reference | None" = None, objective: str = DEFAULT_OBJECTIVE,
+                   log: Callable[[str], None] | None = None) -> SearchOutcome:
     """Search the grid (see the module's docstring). `reference_substeps`: the converged ODE's steps
     per unit of t; `reference`: that solution already computed for this batch (`reference_solution`),
     instead; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
     smallest move in lambda; `starts`: more start grids by name (any number of steps: each is
     resampled to `nfe` steps, e.g. the grid searched for fewer steps); `restarts`: how many of the
-    best start grids are searched from, sharing the budget (the best result wins); `log`: a line
-    per improvement."""
+    best start grids are searched from, sharing the budget (the best result wins); `objective`: the
+    error a grid is ranked by (a name of `OBJECTIVES`); `log`: a line per improvement."""
     max_evaluations = 30 * nfe if max_evaluations is None else max_evaluations
     options = search_options(config, nfe)
+    _check_objective(objective)
     counted = _Counted(model)
     contexts = {"text_context": text_context, "image_context": image_context}
     if reference is None:
@@ -109,7 +146,7 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
 
     def error(times: list[float] | None) -> float:
         grid = options if times is None else options.with_overrides(time_schedule="custom", timesteps=times)
-        return objective(MRSampler(sde, grid).sample(counted, x_T, mu, **contexts).x, target)
+        return batch_error(MRSampler(sde, grid).sample(counted, x_T, mu, **contexts).x, target, objective)
 
     own = MRSampler(sde, options).timesteps()
     own_error = error(None)
@@ -131,14 +168,6 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
         results.append((best, k, times, name))
     best, _, times, start = min(results)
     return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls)
-
-
-def objective(x: Tensor, target: Tensor) -> float:
-    """The geometric mean over the images of each one's RMSE to the target: every image counts by
-    its relative gain, so that one image whose trajectory ends near another mode of the data (on
-    multimodal problems at a few steps) does not decide the grid for all the others."""
-    per_image = (x.double() - target).pow(2).flatten(1).mean(1).sqrt()
-    return per_image.clamp_min(1e-12).log().mean().exp().item()
 
 
 def pattern_search(times: list[float], best: float, error: Callable[[list[float]], float], lam: "Lambda",
