@@ -46,7 +46,7 @@ from uir.metrics.reference import image_metrics, to_uint8
 from uir.models.networks import load_network
 from uir.options import load_options
 from uir.samplers import MRSampler, PerSampleNoise, build_sampler, search_timesteps
-from uir.samplers.search import converged_ode
+from uir.samplers.search import converged_ode, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -74,7 +74,7 @@ class Searched:
     which scripts/search_schedule.py calibrated on other images than the study's."""
 
     def __init__(self, sde: IRSDE, fallback: dict, preset: Path | None, max_evaluations: int | None = None):
-        self.sde, self.grids, self.max_evaluations = sde, {}, max_evaluations
+        self.sde, self.grids, self.references, self.max_evaluations = sde, {}, {}, max_evaluations
         self.preset = shipped_config(preset) if preset is not None and preset.exists() else None
         custom = ("time_schedule", "timesteps", "fit_target")
         self.block = {k: v for k, v in self.preset.items() if k not in custom} if self.preset else fallback
@@ -85,13 +85,16 @@ class Searched:
         if problem.calibration is None:  # the demo network
             grids = (self.preset or {}).get("timesteps") or {}
             return dict(self.preset, fit_target=target) if nfe in grids else None  # type: ignore[arg-type]
-        key = (problem.name, nfe, target)
+        key, config = (problem.name, nfe, target), dict(self.block, fit_target=target)
         if key not in self.grids:
             x_T, mu = problem.calibration
+            if (problem.name, target) not in self.references:  # one converged ODE per batch, for every NFE
+                self.references[problem.name, target] = reference_solution(
+                    self.sde, problem.models[target], x_T, mu, config=config, substeps=4)
             fewer = {f"searched for NFE {n}": times for (name, n, t), times in self.grids.items()
                      if name == problem.name and t == target and n < nfe}  # as scripts/search_schedule.py does
-            self.grids[key] = search_timesteps(self.sde, problem.models[target], x_T, mu, nfe=nfe,
-                                               config=dict(self.block, fit_target=target), reference_substeps=4,
+            self.grids[key] = search_timesteps(self.sde, problem.models[target], x_T, mu, nfe=nfe, config=config,
+                                               reference=self.references[problem.name, target],
                                                max_evaluations=self.max_evaluations, starts=fewer)
         return dict(self.block, time_schedule="custom", timesteps=self.grids[key])
 
