@@ -249,12 +249,14 @@ def wide_draws(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict |
             err = {label: rmse(x, exact) for label, x in outs.items()}
             for label, x in outs.items():
                 table.append({"problem": p.name, "NFE": str(nfe), "candidate": label, "RMSE": f"{err[label]:.2e}",
-                              "/ default": f"{err[label] / err[DEFAULT]:.2f}", "/ preset": f"{err[label] / err[PRESET]:.2f}",
+                              "/ default": f"{err[label] / err[DEFAULT]:.2f}",
+                              "/ preset": f"{err[label] / err[PRESET]:.2f}",
                               "at another mode": f"{int((mode(x) != mode(exact)).sum())} of {draws}"})
     intro = (f"A few held-out draws may all end at the converged ODE's mode. On {draws} more (the data network; the "
              "searched rows keep the grids above) a draw ends at another mode when the template nearest to the "
              "sampler's output is not the one nearest to the converged ODE's; those draws dominate the RMSE.\n\n")
-    return intro + to_markdown(table, ["problem", "NFE", "candidate", "RMSE", "/ default", "/ preset", "at another mode"])
+    columns = ["problem", "NFE", "candidate", "RMSE", "/ default", "/ preset", "at another mode"]
+    return intro + to_markdown(table, columns)
 
 
 def error_table(problems: list[Problem], results: dict) -> str:
