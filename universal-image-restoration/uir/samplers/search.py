@@ -256,6 +256,7 @@ class Teacher:
     def __init__(self) -> None:
         self.states: dict[int, Tensor] = {}
         self.data: dict[int, Tensor] = {}
+        self.tables: dict[tuple[int, ...], dict[tuple[int, int], float]] = {}  # step costs, by candidate times
 
     def __call__(self, t: int, x: Tensor, x0: Tensor | None) -> None:
         self.states[t] = x.float()  # float32 is plenty for choosing a start grid, and half the memory
@@ -264,18 +265,29 @@ class Teacher:
 
     def step_cost(self, sde: IRSDE, mu: Tensor, a: int, b: int) -> float:
         """The squared error of one first-order data step from the teacher's state at a to b."""
-        grid = torch.tensor([float(a), float(b)])
-        c = step_coefficients(sde.at(sde.alphas, grid), sde.at(sde.sigma_bars, grid), sde.at(sde.lambdas, grid),
-                              1, 1, "ode", "data")
-        x = ode_step(self.states[a], mu.float(), [self.data[a]], c, 1, "data")
-        return (x - self.states[b]).pow(2).sum().item()
+        return self.step_costs(sde, mu, [a, b])[a, b]
+
+    def step_costs(self, sde: IRSDE, mu: Tensor, times: list[int]) -> dict[tuple[int, int], float]:
+        """`step_cost` of every pair a > b of `times` (descending integer times), the schedule read
+        at them once."""
+        grid = torch.tensor([float(t) for t in times])
+        alphas, sigma_bars, lambdas = (sde.at(v, grid) for v in (sde.alphas, sde.sigma_bars, sde.lambdas))
+        costs, mu = {}, mu.float()
+        for j, a in enumerate(times[:-1]):
+            for k in range(j + 1, len(times)):
+                pair = [j, k]
+                c = step_coefficients(alphas[pair], sigma_bars[pair], lambdas[pair], 1, 1, "ode", "data")
+                x = ode_step(self.states[a], mu, [self.data[a]], c, 1, "data")
+                costs[a, times[k]] = (x - self.states[times[k]]).pow(2).sum().item()
+        return costs
 
     def dp_grid(self, sde: IRSDE, mu: Tensor, nfe: int, candidates: int = 100) -> list[float]:
         """The grid of `nfe` steps from T to 0, through about `candidates` integer times, with the
         least summed `step_cost`: dynamic programming over (steps taken, time reached)."""
         stride = max(1, sde.T // candidates)
         times = sorted({sde.T, 0, *range(0, sde.T, stride)}, reverse=True)
-        cost = {(a, b): self.step_cost(sde, mu, a, b) for j, a in enumerate(times[:-1]) for b in times[j + 1:]}
+        key = tuple(times)  # a teacher belongs to one SDE and batch: its table serves every NFE
+        cost = self.tables[key] = self.tables.get(key) or self.step_costs(sde, mu, times)
         best: dict[int, tuple[float, list[int]]] = {sde.T: (0.0, [sde.T])}  # time -> (cost, path) after k steps
         for k in range(1, nfe + 1):
             reach = times[k:] if k < nfe else [0]
