@@ -287,7 +287,9 @@ class Teacher:
         stride = max(1, sde.T // candidates)
         times = sorted({sde.T, 0, *range(0, sde.T, stride)}, reverse=True)
         key = tuple(times)  # a teacher belongs to one SDE and batch: its table serves every NFE
-        cost = self.tables[key] = self.tables.get(key) or self.step_costs(sde, mu, times)
+        if key not in self.tables:
+            self.tables[key] = self.step_costs(sde, mu, times)
+        cost = self.tables[key]
         best: dict[int, tuple[float, list[int]]] = {sde.T: (0.0, [sde.T])}  # time -> (cost, path) after k steps
         for k in range(1, nfe + 1):
             reach = times[k:] if k < nfe else [0]
