@@ -1,7 +1,7 @@
 """Search MR Sampler's time steps for the options' network, and write them as a preset.
 
     python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
-                                      [--set sampler.corrector=unic] [--objective balanced]
+                                      [--set sampler.corrector=unic] [--objective balanced] [--noise-draws 4]
 
 Calibrates on --images images of the options' test set (from the end of each task's sorted
 listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
@@ -9,9 +9,10 @@ probability-flow ODE solved to convergence from the same x_T (`uir.samplers.sear
 Then scores the options' own grid and the searched one on held-out images (from the start of each
 task's listing, whole, never calibration images) and writes `<input>_searched.yml` beside the input
 (or --out): the same options (with --set applied) with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
-sweep points at those NFEs. It never replaces a file. Cost: 200 network calls for the target (once,
-shared by every NFE), then NFE calls per grid tried (at most 30 x NFE grids per NFE), on the
-calibration batch.
+sweep points at those NFEs. It never replaces a file. Cost, on the calibration batch and for each of
+its --noise-draws starts (its own x_T and prior draws, `uir.samplers.search.prior_draws`): 200
+network calls for the target (once, shared by every NFE), then NFE calls per grid tried (at most
+30 x NFE grids per NFE).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options
+from uir.samplers.search import DEFAULT_OBJECTIVE, NOISE_DRAWS, OBJECTIVES, search_options
 
 PROG = "search_schedule.py"
 
@@ -49,12 +50,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--objective", choices=tuple(OBJECTIVES), default=DEFAULT_OBJECTIVE,
                         help=f"the calibration error a grid is ranked by (default {DEFAULT_OBJECTIVE}; "
                              "uir.samplers.search.OBJECTIVES)")
+    parser.add_argument("--noise-draws", type=int, default=NOISE_DRAWS,
+                        help=f"starts per calibration image: its own x_T and more prior draws (default {NOISE_DRAWS}; "
+                             "the search's cost grows with it; options/demo_searched.yml was searched with 1)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
     args = parser.parse_args(argv)
     if any(n < 2 for n in args.nfe) or args.images < 1 or (args.crop is not None and args.crop < 8):
         parser.error("--nfe must be >= 2, --images >= 1 and --crop >= 8")
+    if args.noise_draws < 1:
+        parser.error(f"--noise-draws must be >= 1 (starts per calibration image), got {args.noise_draws}")
     if args.held_out < 0 or (args.max_evaluations is not None and args.max_evaluations < 0):
         parser.error("--held-out and --max-evaluations must be >= 0")
     return args
@@ -83,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
     print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))
     restorer = load_restorer(options.restorer)
-    settings = {"objective": args.objective}
+    settings = {"objective": args.objective, "noise_draws": args.noise_draws}
     if args.max_evaluations is not None:
         settings["max_evaluations"] = args.max_evaluations
     with torch.no_grad():
@@ -97,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         f"MR Sampler's time steps searched for this network by scripts/search_schedule.py on {date.today()}",
         f"(search_schedule.py {' '.join(sys.argv[1:] if argv is None else argv)};",
         f" {time.time() - start:.0f} s on the {restorer.device.type.upper()}).",
-        f"Calibration: {len(split.calibration)} images{crop}: " + ", ".join(image_name(p) for p in split.calibration),
+        f"Calibration: {len(split.calibration)} images{crop}, {args.noise_draws} starts each: "
+        + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
         f"(calibration: the {args.objective} objective of the images' RMSEs; held-out: RMSE over all their pixels):",
     ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}" for n, o in sorted(found.items())] + [

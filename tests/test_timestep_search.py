@@ -16,7 +16,8 @@ import yaml
 from uir.evaluation import read_csv
 from uir.options import parse_options
 from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
-from uir.samplers.search import OBJECTIVES, Teacher, batch_error, converged_ode, reference_solution
+from uir.samplers.search import (NOISE_DRAWS, OBJECTIVES, Teacher, batch_error, converged_ode, prior_draws,
+                                 reference_solution)
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle
@@ -147,7 +148,8 @@ def test_the_search_is_deterministic_counts_its_cost_and_refuses_what_it_cannot_
     a = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=40, reference_substeps=1)
     b = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=40, reference_substeps=1)
     assert a == b and a.evaluations <= 40 and a.error <= a.start_error
-    assert a.model_calls == 100 * 1 + 4 * (a.evaluations + 1)  # the target, each grid tried, the own grid
+    # from each of the 4 starts per image (NOISE_DRAWS): the target, each grid tried, the own grid
+    assert NOISE_DRAWS == 4 and a.model_calls == 4 * (100 * 1 + 4 * (a.evaluations + 1))
     with pytest.raises(ValueError, match="solver_type 'sde' samples"):
         search_timesteps(sde, oracle, x_T, mu, nfe=5, config=dict(block, solver_type="sde"))
     with pytest.raises(ValueError, match="nfe must be an integer >= 2"):
@@ -160,15 +162,43 @@ def test_a_shared_reference_gives_the_same_grid_without_solving_the_ode_again(sd
     block = dict(PAPER, fit_target="noise")
     alone = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference_substeps=1)
     reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1)
-    assert reference.model_calls == 100 and reference.fit_target == "noise"
+    assert reference.model_calls == 4 * 100 and reference.fit_target == "noise" and len(reference.target) == 4 * 4
     shared = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference=reference)
     assert shared.timesteps == alone.timesteps and shared.error == alone.error
-    assert shared.model_calls == alone.model_calls - 100
-    with pytest.raises(ValueError, match="solved for a noise network .* not for a data network"):
+    assert shared.model_calls == alone.model_calls - 4 * 100
+    with pytest.raises(ValueError, match="solved for a noise network with noise_draws=4, and this search is for "
+                                         "a data network with noise_draws=4;"):
         find_timesteps(sde, oracle, x_T, mu, nfe=4, config=dict(block, fit_target="data"), reference=reference)
+    with pytest.raises(ValueError, match="this search is for a noise network with noise_draws=1;"):
+        find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, reference=reference, noise_draws=1)
     other_mu, other_x_T = draws(sde, 2)
-    with pytest.raises(ValueError, match="compute it with reference_solution on this batch"):
+    with pytest.raises(ValueError, match="from another x_T; compute it with reference_solution on this batch"):
         find_timesteps(sde, oracle, other_x_T, other_mu, nfe=4, config=block, reference=reference)
+
+
+def test_the_calibration_batch_starts_from_its_x_T_and_more_prior_draws_of_each_image(sde):
+    mu, x_T = draws(sde, 1)
+    starts = prior_draws(sde, x_T, mu, 3)
+    again = prior_draws(sde, x_T, mu, 3)  # a fixed seed
+    assert len(starts) == 3 and starts[0] is x_T and all(torch.equal(a, b) for a, b in zip(starts, again))
+    noise = [(s - mu) / sde.sigma_inf for s in starts[1:]]  # prior samples around each image's mu
+    assert not torch.equal(noise[0], noise[1]) and all(abs(n.std().item() - 1) < 0.15 for n in noise)
+    oracle, exact = gaussian_case(sde)  # the oracle's means belong to places in the batch: each start is a batch
+    block = dict(PAPER, fit_target="noise")
+    reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1, noise_draws=3)
+    assert torch.allclose(reference.target, torch.cat([exact(s, mu) for s in starts]), atol=1e-3)
+    one = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=12, reference_substeps=1,
+                         noise_draws=1)
+    assert one.model_calls == 100 + 4 * (one.evaluations + 1)
+    sampler = MRSampler(sde, MRSampler.options_from(dict(block, num_sample_steps=4, time_schedule="custom",
+                                                         timesteps=one.timesteps)))
+    outputs = torch.cat([sampler.sample(oracle, s, mu).x for s in starts])  # the search's error is over every start
+    found = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=12, reference=reference,
+                           noise_draws=3, starts={"one draw": one.timesteps})
+    assert found.error <= batch_error(outputs, reference.target)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"noise_draws must be an integer >= 1 .*got {bad!r}"):
+            search_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, noise_draws=bad)
 
 
 def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces_a_file(tmp_path, capsys):
@@ -181,7 +211,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                               sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
                                                               {"sampler": "posterior", "nfe": 4}]})))
     args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12",
-            "--set", "sampler.corrector=unic", "--objective", "rms"]
+            "--set", "sampler.corrector=unic", "--objective", "rms", "--noise-draws", "2"]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
@@ -193,7 +223,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
     assert written["sweep"]["runs"] == [{"sampler": "mrsampler", "nfe": 2, "label": "searched"},
                                         {"sampler": "mrsampler", "nfe": 3, "label": "searched"},
                                         {"sampler": "posterior", "nfe": 4}]
-    assert "Calibration: 2 images, centre-cropped to 16x16" in preset.read_text()
+    assert "Calibration: 2 images, centre-cropped to 16x16, 2 starts each" in preset.read_text()
     assert "(calibration: the rms objective of the images' RMSEs;" in preset.read_text()
     assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
     before = preset.read_text()
@@ -221,14 +251,18 @@ def test_the_search_ranks_grids_by_the_objective_it_is_given_and_refuses_an_unkn
     for name in OBJECTIVES:
         found = find_timesteps(sde, oracle, x_T, mu, nfe=4, config=block, max_evaluations=20, reference=reference,
                                objective=name)
-        own = sample(sde, oracle, block, 4, x_T, mu)
-        searched = sample(sde, oracle, dict(block, time_schedule="custom", timesteps=found.timesteps), 4, x_T, mu)
+        starts = prior_draws(sde, x_T, mu, NOISE_DRAWS)  # the error is over every start of the batch
+        own = torch.cat([sample(sde, oracle, block, 4, s, mu) for s in starts])
+        searched = torch.cat([sample(sde, oracle, dict(block, time_schedule="custom", timesteps=found.timesteps), 4,
+                                     s, mu) for s in starts])
         assert found.own_error == pytest.approx(batch_error(own, reference.target, name), rel=1e-12)
         assert found.error == pytest.approx(batch_error(searched, reference.target, name), rel=1e-12)
         assert found.error < found.own_error
     calls = []
     with pytest.raises(ValueError, match="objective must be one of balanced, geometric, rms, got 'l1'"):
         find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=block, objective="l1")
+    with pytest.raises(ValueError, match="noise_draws must be an integer >= 1"):
+        find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=block, noise_draws=0)
     assert calls == []  # refused before the converged ODE is solved
 
 

@@ -24,7 +24,7 @@ from uir.evaluation.tasks import TaskData
 from uir.options.loader import apply_overrides, read_yaml
 from uir.restoration import Restorer
 from uir.samplers import MRSampler, MRSamplerOptions, PerSampleNoise, SearchOutcome, find_timesteps, reference_solution
-from uir.samplers.search import converged_ode
+from uir.samplers.search import NOISE_DRAWS, converged_ode
 
 logger = logging.getLogger(__name__)
 
@@ -83,25 +83,27 @@ def prior(restorer: Restorer, mu: Tensor, first_seed: int) -> Tensor:
 
 
 def calibrate(restorer: Restorer, options: MRSamplerOptions, pairs: list[ImagePair], nfes: list[int],
-              crop: int | None, *, seed: int = 0, reference_substeps: int = 2, log: Callable[[str], None] = print,
-              **settings: Any) -> dict[int, SearchOutcome]:
+              crop: int | None, *, seed: int = 0, reference_substeps: int = 2, noise_draws: int = NOISE_DRAWS,
+              log: Callable[[str], None] = print, **settings: Any) -> dict[int, SearchOutcome]:
     """The searched grid per NFE (ascending; each search may also start from the grid of the NFE
-    before it), on the calibration images, against one converged ODE solution shared by all NFEs
-    (`reference_substeps` steps per unit of t; `settings`: `find_timesteps`' other keywords)."""
+    before it), on the calibration images (`noise_draws` starts each), against one converged ODE
+    solution shared by all NFEs (`reference_substeps` steps per unit of t; `settings`:
+    `find_timesteps`' other keywords)."""
     mu = load_lq(pairs, crop).to(restorer.device)
     x_T = prior(restorer, mu, seed)
     image_context, text_context = restorer.contexts(mu)
     contexts = {"image_context": image_context, "text_context": text_context}
-    log(f"the converged ODE on {len(pairs)} images of {tuple(mu.shape[-2:])}")
+    log(f"the converged ODE on {len(pairs)} images of {tuple(mu.shape[-2:])}, {noise_draws} starts each")
     reference = reference_solution(restorer.sde, restorer.denoiser, x_T, mu, config=options,
-                                   substeps=reference_substeps, **contexts)
+                                   substeps=reference_substeps, noise_draws=noise_draws, **contexts)
     log(f"the converged ODE: {reference.model_calls} network calls")
     found: dict[int, SearchOutcome] = {}
     for nfe in sorted(nfes):
         starts = {f"searched for NFE {n}": found[n].timesteps for n in found}
         log(f"NFE {nfe}: searching")
         found[nfe] = find_timesteps(restorer.sde, restorer.denoiser, x_T, mu, nfe=nfe, config=options,
-                                    starts=starts, reference=reference, log=log, **contexts, **settings)
+                                    starts=starts, reference=reference, noise_draws=noise_draws, log=log,
+                                    **contexts, **settings)
         o = found[nfe]
         log(f"NFE {nfe}: error {o.own_error:.3e} on the options' own grid -> {o.error:.3e} searched "
             f"({o.error / o.own_error:.2f}x; from {o.start}, {o.evaluations} grids, {o.model_calls} network calls)")
