@@ -46,7 +46,7 @@ from uir.metrics.reference import image_metrics, to_uint8
 from uir.models.networks import load_network
 from uir.options import load_options
 from uir.samplers import MRSampler, PerSampleNoise, build_sampler, search_timesteps
-from uir.samplers.search import converged_ode, reference_solution
+from uir.samplers.search_target import converged_ode, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle

@@ -25,7 +25,7 @@ from uir.common.cli import run_script
 from uir.evaluation.tables import to_markdown
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler, build_sampler, find_timesteps
-from uir.samplers.search import Teacher, converged_ode
+from uir.samplers.search_target import Teacher, converged_ode
 from uir.sde import IRSDE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

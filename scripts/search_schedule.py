@@ -10,7 +10,7 @@ Then scores the options' own grid and the searched one on held-out images (from 
 task's listing, whole, never calibration images) and writes `<input>_searched.yml` beside the input
 (or --out): the same options (with --set applied) with `time_schedule: custom`, `timesteps:` per NFE, MR Sampler's
 sweep points at those NFEs. It never replaces a file. Cost, on the calibration batch and for each of
-its --noise-draws starts (its own x_T and prior draws, `uir.samplers.search.prior_draws`): 200
+its --noise-draws starts (its own x_T and prior draws, `uir.samplers.search_target.prior_draws`): 200
 network calls for the target (once, shared by every NFE), then NFE calls per grid tried (at most
 30 x NFE grids per NFE).
 """
@@ -32,7 +32,8 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import DEFAULT_OBJECTIVE, NOISE_DRAWS, OBJECTIVES, search_options
+from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options
+from uir.samplers.search_target import NOISE_DRAWS
 
 PROG = "search_schedule.py"
 

@@ -16,8 +16,8 @@ import yaml
 from uir.evaluation import read_csv
 from uir.options import parse_options
 from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
-from uir.samplers.search import (NOISE_DRAWS, OBJECTIVES, Teacher, batch_error, converged_ode, prior_draws,
-                                 reference_solution)
+from uir.samplers.search import OBJECTIVES, batch_error
+from uir.samplers.search_target import NOISE_DRAWS, Teacher, converged_ode, prior_draws, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
 from uir.sde.mixture_oracle import MixtureOracle

@@ -24,7 +24,7 @@ from uir.evaluation.tasks import TaskData
 from uir.options.loader import apply_overrides, read_yaml
 from uir.restoration import Restorer
 from uir.samplers import MRSampler, MRSamplerOptions, PerSampleNoise, SearchOutcome, find_timesteps, reference_solution
-from uir.samplers.search import NOISE_DRAWS, converged_ode
+from uir.samplers.search_target import NOISE_DRAWS, converged_ode
 
 logger = logging.getLogger(__name__)
 

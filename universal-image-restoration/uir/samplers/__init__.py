@@ -24,9 +24,8 @@ from uir.samplers.heun import HeunOptions, HeunSampler  # noqa: E402
 from uir.samplers.mrsampler import (  # noqa: E402
     CORRECTORS, PARAMETERIZATIONS, SOLVER_TYPES, TIME_SCHEDULES, MRSampler, MRSamplerOptions,
 )
-from uir.samplers.search import (  # noqa: E402
-    Reference, SearchOutcome, find_timesteps, reference_solution, search_timesteps,
-)
+from uir.samplers.search_target import Reference, reference_solution  # noqa: E402
+from uir.samplers.search import SearchOutcome, find_timesteps, search_timesteps  # noqa: E402
 
 __all__ = [
     "BaseSampler", "BoundModel", "Callback", "Denoiser", "ModelFn", "SampleResult", "Sampler", "Step",
