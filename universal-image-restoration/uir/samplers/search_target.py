@@ -57,8 +57,8 @@ def check_draws(draws: int) -> None:
 
 @dataclass(frozen=True)
 class Reference:
-    """The search's target for one calibration batch: the converged ODE's solution at t = 0 and its
-    trajectory (`Teacher`), for a network read as `fit_target`."""
+    """The search's target for one calibration batch: the converged ODE's solution at t = 0 from each
+    start and the trajectory from x_T (`Teacher`), for a network read as `fit_target`."""
 
     x_T: Tensor  # the calibration batch's own, before `prior_draws`
     target: Tensor  # at t = 0 from each start (`prior_draws`), one batch after another
