@@ -4,7 +4,7 @@
     build_sampler("mrsampler", sde, {..., "time_schedule": "custom", "timesteps": times})
 
 The target is the probability-flow ODE solved to convergence from the same x_T
-(`uir.samplers.search_target`; `uir.samplers.reference`, float64), once per calibration batch. A grid's error compares MR
+(`uir.samplers.search_target`, float64), once per calibration batch. A grid's error compares MR
 Sampler's output on it (with every other setting of `config`) with that target, both clipped to
 [0, 1] as the sampler's output is, through the images' RMSEs (`batch_error`, an objective of
 `OBJECTIVES` by name). By default `balanced`: the geometric mean of the batch's RMSE and of the
@@ -13,10 +13,10 @@ another mode than the converged ODE: the batch's RMSE alone (`rms`) follows the 
 holds and may pick a grid worse on every other draw; the geometric mean alone (`geometric`)
 hardly sees them and may pick a grid that sends more draws to another mode (docs/timestep_search.md).
 The calibration batch is sampled from `noise_draws` starts (default 4): its x_T, and more prior
-draws x_T = mu + sigma_inf * eps from a fixed generator (`search_target.prior_draws`), so that a few images show
-more of the starts that a few steps send elsewhere (on the study's mixtures, calibrated on 16 draws
-and scored on 256 others, it brought the worst of eight grids at NFE 5 from 0.94 to 0.67 of the
-paper's grid's error, and from 1.28 to 0.95 on the check mixture).
+draws x_T = mu + sigma_inf * eps from a fixed generator (`search_target.prior_draws`), so that a
+few images show more of the starts that a few steps send elsewhere (on the study's mixtures,
+calibrated on 16 draws and scored on 256 others, it brought the worst of eight grids at NFE 5 from
+0.94 to 0.67 of the paper's grid's error, and from 1.28 to 0.95 on the check mixture).
 
 The method, chosen by measuring (docs/timestep_search.md, scripts/search_methods.py): a pattern
 search on the interior points in lambda = log(alpha / sigma_bar), both ends fixed (T, and the end
@@ -89,6 +89,8 @@ def _balanced(per_image: Tensor) -> Tensor:
 
 OBJECTIVES: dict[str, Callable[[Tensor], Tensor]] = {"balanced": _balanced, "geometric": _geometric, "rms": _rms}
 DEFAULT_OBJECTIVE = "balanced"
+
+
 def batch_error(x: Tensor, target: Tensor, objective: str = DEFAULT_OBJECTIVE) -> float:
     """The error of a batch `x` against `target` by `objective` (a name of `OBJECTIVES`), from the
     images' RMSEs."""
