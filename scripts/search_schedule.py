@@ -2,6 +2,7 @@
 
     python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
                                       [--set sampler.corrector=unic] [--objective balanced] [--noise-draws 4]
+                                      [--max-step-ratio auto]
 
 Calibrates on --images images of the options' test set (from the end of each task's sorted
 listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
@@ -17,6 +18,7 @@ network calls for the target (once, shared by every NFE), then NFE calls per gri
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from datetime import date
@@ -32,7 +34,7 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options
+from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options, step_ratio_bound
 from uir.samplers.search_target import NOISE_DRAWS
 
 PROG = "search_schedule.py"
@@ -54,6 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--noise-draws", type=int, default=NOISE_DRAWS,
                         help=f"starts per calibration image: its own x_T and more prior draws (default {NOISE_DRAWS}; "
                              "the search's cost grows with it; options/demo_searched.yml was searched with 1)")
+    parser.add_argument("--max-step-ratio", type=step_ratio, default="auto",
+                        help="the largest ratio of two adjacent steps in lambda a search may make: a number >= 1, "
+                             "none, or auto (default: 2 from NFE 10 on, else none; the presets before 2026-12-04 "
+                             "were searched with none)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
@@ -65,6 +71,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.held_out < 0 or (args.max_evaluations is not None and args.max_evaluations < 0):
         parser.error("--held-out and --max-evaluations must be >= 0")
     return args
+
+
+def step_ratio(text: str) -> float | str | None:
+    """--max-step-ratio's value: auto, none, or a number >= 1."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}")
+    return value
+
+
+def bound_note(max_step_ratio: float | str | None, nfe: int) -> str:
+    bound = step_ratio_bound(max_step_ratio, nfe)
+    return "" if bound is None else f" (adjacent steps in lambda within {bound:g}x)"
 
 
 def image_name(pair) -> str:
@@ -90,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
     print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))
     restorer = load_restorer(options.restorer)
-    settings = {"objective": args.objective, "noise_draws": args.noise_draws}
+    settings = {"objective": args.objective, "noise_draws": args.noise_draws, "max_step_ratio": args.max_step_ratio}
     if args.max_evaluations is not None:
         settings["max_evaluations"] = args.max_evaluations
     with torch.no_grad():
@@ -108,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
         f"(calibration: the {args.objective} objective of the images' RMSEs; held-out: RMSE over all their pixels):",
-    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}" for n, o in sorted(found.items())] + [
+    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}{bound_note(args.max_step_ratio, n)}"
+         for n, o in sorted(found.items())] + [
         f"  {line}" for line in lines]
     write_preset(args.opt, out, found, header, overrides)
     print(f"wrote {out}")

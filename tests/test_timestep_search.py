@@ -16,7 +16,9 @@ import yaml
 from uir.evaluation import read_csv
 from uir.options import parse_options
 from uir.samplers import MRSampler, build_sampler, find_timesteps, search_timesteps
-from uir.samplers.search import OBJECTIVES, batch_error
+from uir.samplers.grids import mr_time_grid
+from uir.samplers.search import (OBJECTIVES, Lambda, batch_error, pattern_search, search_options, start_grids,
+                                 step_ratio_bound)
 from uir.samplers.search_target import NOISE_DRAWS, Teacher, converged_ode, prior_draws, reference_solution
 from uir.samplers.reference import solve_probability_flow
 from uir.sde import IRSDE
@@ -211,7 +213,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                               sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
                                                               {"sampler": "posterior", "nfe": 4}]})))
     args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12",
-            "--set", "sampler.corrector=unic", "--objective", "rms", "--noise-draws", "2"]
+            "--set", "sampler.corrector=unic", "--objective", "rms", "--noise-draws", "2", "--max-step-ratio", "1.5"]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
@@ -225,6 +227,7 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                         {"sampler": "posterior", "nfe": 4}]
     assert "Calibration: 2 images, centre-cropped to 16x16, 2 starts each" in preset.read_text()
     assert "(calibration: the rms objective of the images' RMSEs;" in preset.read_text()
+    assert "NFE 3: calibration" in preset.read_text() and "(adjacent steps in lambda within 1.5x)" in preset.read_text()
     assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
     before = preset.read_text()
     with pytest.raises(Exception, match="exists"):
@@ -264,6 +267,42 @@ def test_the_search_ranks_grids_by_the_objective_it_is_given_and_refuses_an_unkn
     with pytest.raises(ValueError, match="noise_draws must be an integer >= 1"):
         find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=block, noise_draws=0)
     assert calls == []  # refused before the converged ODE is solved
+
+
+def test_a_move_may_not_make_adjacent_steps_in_lambda_differ_by_more_than_the_bound(sde):
+    lam = Lambda(sde)
+    even = mr_time_grid(sde, "linear-lambda", 6).tolist()  # equal steps in lambda
+    assert lam.step_ratio(even) == pytest.approx(1.0, abs=1e-3)
+    assert lam.step_ratio([100.0, 0.0]) == 1.0
+    pair = lambda times: abs(lam.of(times[2]) - lam.of(times[3]))  # noqa: E731  rewards a near-duplicate pair
+    free, _, _ = pattern_search(even, pair(even), pair, lam, 0.5, 0.01, 300, None)
+    bounded, _, used = pattern_search(even, pair(even), pair, lam, 0.5, 0.01, 300, None, max_ratio=2.0)
+    assert lam.step_ratio(free) > 20 and pair(free) < 0.05
+    assert 1.5 < lam.step_ratio(bounded) <= 2.0 and 0 < used <= 300
+    uneven = [100.0] + [round(t, 3) for t in free[1:-1]] + [0.0]  # above the bound already: never further above
+    again, _, _ = pattern_search(uneven, -pair(uneven), lambda t: -pair(t), lam, 0.5, 0.01, 300, None, max_ratio=2.0)
+    assert lam.step_ratio(again) <= lam.step_ratio(uneven)
+
+
+def test_the_step_ratio_bound_is_auto_from_nfe_10_none_or_a_number_and_refused_otherwise(sde):
+    assert step_ratio_bound("auto", 5) is None and step_ratio_bound("auto", 9) is None
+    assert step_ratio_bound("auto", 10) == 2.0 and step_ratio_bound("auto", 20) == 2.0
+    assert step_ratio_bound(None, 10) is None and step_ratio_bound(3, 5) == 3.0
+    oracle, _ = gaussian_case(sde)
+    mu, x_T = draws(sde, 1)
+    calls = []
+    for bad in (0.5, True, "two", math.nan):
+        with pytest.raises(ValueError, match=f"max_step_ratio must be a number >= 1 .* or 'auto', got {re.escape(repr(bad))}"):
+            find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=PAPER, max_step_ratio=bad)
+    assert calls == []  # refused before the converged ODE is solved
+    block = dict(PAPER, fit_target="noise")
+    reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1, noise_draws=1)
+    found = find_timesteps(sde, oracle, x_T, mu, nfe=10, config=block, max_evaluations=60, reference=reference,
+                           noise_draws=1)
+    own = MRSampler(sde, search_options(block, 10)).timesteps()
+    start = start_grids(sde, 10, 0.0, own, {"dynamic programming": reference.teacher.dp_grid(sde, mu, 10)})[found.start]
+    lam = Lambda(sde)
+    assert found.timesteps != start and lam.step_ratio(found.timesteps) <= max(2.0, lam.step_ratio(start))
 
 
 def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_its_cheapest_grid(sde):
@@ -314,6 +353,10 @@ def test_search_schedule_py_refuses_what_it_cannot_search_before_loading_a_netwo
         with pytest.raises(Exception, match=re.escape(message)) as err:
             script.main([f"-opt={opt}", *extra])
         assert "absent.pth" not in str(err.value)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        script.main([f"-opt={opt}", "--nfe", "3", "--max-step-ratio", "0.5"])
+    assert "--max-step-ratio: must be a number >= 1, none or auto, got '0.5'" in capsys.readouterr().err
     assert not (tmp_path / "tiny_searched.yml").exists()
 
 
