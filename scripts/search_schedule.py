@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "the search's cost grows with it; options/demo_searched.yml was searched with 1)")
     parser.add_argument("--max-step-ratio", type=step_ratio, default="auto",
                         help="the largest ratio of two adjacent steps in lambda a search may make: a number >= 1, "
-                             "none, or auto (default: 2 from NFE 10 on, else none; the presets before 2026-12-04 "
+                             "none, or auto (default: 2 from NFE 6 on, else none; the presets before 2026-12-04 "
                              "were searched with none)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")

@@ -284,8 +284,8 @@ def test_a_move_may_not_make_adjacent_steps_in_lambda_differ_by_more_than_the_bo
     assert lam.step_ratio(again) <= lam.step_ratio(uneven)
 
 
-def test_the_step_ratio_bound_is_auto_from_nfe_10_none_or_a_number_and_refused_otherwise(sde):
-    assert step_ratio_bound("auto", 5) is None and step_ratio_bound("auto", 9) is None
+def test_the_step_ratio_bound_is_auto_from_nfe_6_none_or_a_number_and_refused_otherwise(sde):
+    assert step_ratio_bound("auto", 5) is None and step_ratio_bound("auto", 6) == 2.0
     assert step_ratio_bound("auto", 10) == 2.0 and step_ratio_bound("auto", 20) == 2.0
     assert step_ratio_bound(None, 10) is None and step_ratio_bound(3, 5) == 3.0
     oracle, _ = gaussian_case(sde)

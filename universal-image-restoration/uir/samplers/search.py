@@ -26,7 +26,7 @@ dynamic programming over the integer times for the least summed error of first-o
 the converged trajectory's states, which the reference solution yields at no extra cost. It moves
 one point at a time by +-step while that lowers the error, and halves the step when no point
 moves, until the step is below `min_step` or `max_evaluations` grids were tried (`restarts`: from
-that many of the best starts, sharing the budget; two did no better than one). From NFE 10 on a move
+that many of the best starts, sharing the budget; two did no better than one). From NFE 6 on a move
 may not make a step in lambda more than twice its neighbour (`max_step_ratio`): unbounded, the
 search spends points as near-duplicate pairs fitted to the calibration draws, and on held-out draws
 of the study's mixtures such grids sent more of them to another mode than the paper's grid; at NFE 5
@@ -62,7 +62,7 @@ from uir.sde.irsde import IRSDE, interp
 START_SCHEDULES = ("linspace", "linear-lambda", "integer-lambda", "karras-t")
 DECIMALS = 3  # time points are rounded to this many decimals before they are tried
 STEP_RATIO = 2.0  # with max_step_ratio="auto": no step in lambda more than twice its neighbour's ...
-BOUNDED_FROM_NFE = 10  # ... from this NFE on (docs/timestep_search.md, "The step ratio")
+BOUNDED_FROM_NFE = 6  # ... from this NFE on (docs/timestep_search.md, "The step ratio")
 
 
 @dataclass(frozen=True)
