@@ -18,7 +18,6 @@ network calls for the target (once, shared by every NFE), then NFE calls per gri
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from datetime import date
@@ -74,16 +73,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def step_ratio(text: str) -> float | str | None:
-    """--max-step-ratio's value: auto, none, or a number >= 1."""
+    """--max-step-ratio's value: auto, none, or a number, checked by `step_ratio_bound` (>= 1)."""
     if text in ("auto", "none"):
         return None if text == "none" else text
     try:
-        value = float(text)
+        step_ratio_bound(float(text), 1)
     except ValueError:
-        value = math.nan
-    if not value >= 1:
-        raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}") from None
+    return float(text)
 
 
 def bound_note(max_step_ratio: float | str | None, nfe: int) -> str:
