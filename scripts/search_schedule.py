@@ -77,10 +77,9 @@ def step_ratio(text: str) -> float | str | None:
     if text in ("auto", "none"):
         return None if text == "none" else text
     try:
-        step_ratio_bound(float(text), 1)
+        return step_ratio_bound(float(text), 1)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}") from None
-    return float(text)
 
 
 def bound_note(max_step_ratio: float | str | None, nfe: int) -> str:
