@@ -30,9 +30,11 @@ that many of the best starts, sharing the budget; two did no better than one). F
 may not make a step in lambda more than twice its neighbour (`max_step_ratio`): unbounded, the
 search spends points as near-duplicate pairs fitted to the calibration draws, and on held-out draws
 of the study's mixtures such grids sent more of them to another mode than the paper's grid; at NFE 5
-the bound made grids worse. Points are rounded
-to 1e-3 before they are tried, so the grid returned is exactly the one measured. Deterministic for
-the same inputs (the extra draws come from a fixed seed).
+the bound made grids worse; at NFE 20 with UniC it costs accuracy at a level where no draw changes
+mode, and without a corrector the unbounded grid sent a draw to another mode there
+(docs/timestep_search.md). Points are rounded to 1e-3 before they are tried, so the grid returned
+is exactly the one measured. Deterministic for the same inputs (the extra draws come from a fixed
+seed).
 
 Cost in network evaluations of a batch the calibration batch's size (`SearchOutcome.model_calls`),
 for each of the noise_draws starts: T * reference_substeps for the target (200 with the defaults
