@@ -139,9 +139,9 @@ def measure(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict]]) -
 
 
 def wide_draws(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict | Callable]], draws: int) -> str:
-    """On each mixture, at NFE 5 and 10, with the data network: RMSE on `draws` more held-out draws
-    and how many of them end at another template (the nearest to the output) than the converged
-    ODE's, which a few held-out draws do not show."""
+    """On each mixture, at its NFEs of `SEARCHED_NFES`, with the data network: RMSE on `draws` more
+    held-out draws and how many of them end at another template (the nearest to the output) than
+    the converged ODE's, which a few held-out draws do not show."""
     table = []
     for p in (p for p in problems if p.draw is not None):
         x_T, mu = p.draw(torch.Generator().manual_seed(2000), draws)
@@ -149,7 +149,7 @@ def wide_draws(problems: list[Problem], sde: IRSDE, rows: list[tuple[str, dict |
         exact = converged_ode(sde, model, x_T, mu, MRSampler.options_from({"fit_target": "data"}), 4, {})
         mode = lambda x: torch.cdist(x.double().flatten(1), model.templates.flatten(1)).argmin(1)  # noqa: E731
         wide = replace(p, x_T=x_T, mu=mu, exact=exact)  # the searched rows' grids stay keyed by name
-        for nfe in (5, 10):
+        for nfe in (n for n in p.nfes if n in SEARCHED_NFES):
             outs = {label: sample(wide, sde, block, nfe, "data") for label, block in rows}
             err = {label: rmse(x, exact) for label, x in outs.items()}
             for label, x in outs.items():
