@@ -33,7 +33,7 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, search_options, step_ratio_bound
+from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, SearchOutcome, search_options, step_ratio_bound
 from uir.samplers.search_target import NOISE_DRAWS
 
 PROG = "search_schedule.py"
@@ -57,8 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "the search's cost grows with it; options/demo_searched.yml was searched with 1)")
     parser.add_argument("--max-step-ratio", type=step_ratio, default="auto",
                         help="the largest ratio of two adjacent steps in lambda a search may make: a number >= 1, "
-                             "none, or auto (default: 2 from NFE 6 on, else none; the presets before 2026-12-04 "
-                             "were searched with none)")
+                             "none, or auto (default: 2 from NFE 6 on, with a corrector below NFE 20 only, else none; "
+                             "the presets before 2026-12-04 were searched with none)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
@@ -82,8 +82,8 @@ def step_ratio(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}") from None
 
 
-def bound_note(max_step_ratio: float | str | None, nfe: int) -> str:
-    bound = step_ratio_bound(max_step_ratio, nfe)
+def bound_note(outcome: SearchOutcome) -> str:
+    bound = outcome.max_step_ratio
     return "" if bound is None else f" (adjacent steps in lambda within {bound:g}x)"
 
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
         f"(calibration: the {args.objective} objective of the images' RMSEs; held-out: RMSE over all their pixels):",
-    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}{bound_note(args.max_step_ratio, n)}"
+    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}{bound_note(o)}"
          for n, o in sorted(found.items())] + [
         f"  {line}" for line in lines]
     write_preset(args.opt, out, found, header, overrides)

@@ -287,6 +287,9 @@ def test_a_move_may_not_make_adjacent_steps_in_lambda_differ_by_more_than_the_bo
 def test_the_step_ratio_bound_is_auto_from_nfe_6_none_or_a_number_and_refused_otherwise(sde):
     assert step_ratio_bound("auto", 5) is None and step_ratio_bound("auto", 6) == 2.0
     assert step_ratio_bound("auto", 10) == 2.0 and step_ratio_bound("auto", 20) == 2.0
+    # with a corrector, "auto" bounds NFE 6 to 19 only (docs/timestep_search.md, "The step ratio")
+    assert step_ratio_bound("auto", 5, "unic") is None and step_ratio_bound("auto", 19, "unic-bh2") == 2.0
+    assert step_ratio_bound("auto", 20, "unic") is None and step_ratio_bound(2, 20, "unic") == 2.0
     assert step_ratio_bound(None, 10) is None and step_ratio_bound(3, 5) == 3.0
     oracle, _ = gaussian_case(sde)
     mu, x_T = draws(sde, 1)
@@ -303,6 +306,10 @@ def test_the_step_ratio_bound_is_auto_from_nfe_6_none_or_a_number_and_refused_ot
     start = start_grids(sde, 10, 0.0, own, {"dynamic programming": reference.teacher.dp_grid(sde, mu, 10)})[found.start]
     lam = Lambda(sde)
     assert found.timesteps != start and lam.step_ratio(found.timesteps) <= max(2.0, lam.step_ratio(start))
+    assert found.max_step_ratio == 2.0
+    corrected = find_timesteps(sde, oracle, x_T, mu, nfe=20, config=dict(block, corrector="unic"), max_evaluations=0,
+                               reference=reference, noise_draws=1)
+    assert corrected.max_step_ratio is None  # "auto" with a corrector at NFE 20
 
 
 def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_its_cheapest_grid(sde):
