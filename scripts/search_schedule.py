@@ -2,7 +2,7 @@
 
     python scripts/search_schedule.py -opt=options/demo.yml --nfe 5 10 20 [--images 6] [--crop 64]
                                       [--set sampler.corrector=unic] [--objective balanced] [--noise-draws 4]
-                                      [--max-step-ratio auto]
+                                      [--max-step-ratio auto] [--decimals 3]
 
 Calibrates on --images images of the options' test set (from the end of each task's sorted
 listing, printed), centre-cropped to --crop pixels so that they make one batch; the target is the
@@ -33,7 +33,8 @@ from uir.evaluation.tasks import resolve_tasks
 from uir.options import load_options
 from uir.options.loader import parse_assignment
 from uir.samplers import MRSampler
-from uir.samplers.search import DEFAULT_OBJECTIVE, OBJECTIVES, SearchOutcome, search_options, step_ratio_bound
+from uir.samplers.search import (DECIMALS, DEFAULT_OBJECTIVE, OBJECTIVES, SearchOutcome, point_decimals,
+                                 search_options, step_ratio_bound)
 from uir.samplers.search_target import NOISE_DRAWS
 
 PROG = "search_schedule.py"
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the largest ratio of two adjacent steps in lambda a search may make: a number >= 1, "
                              "none, or auto (default: 2 from NFE 6 on, with a corrector below NFE 20 only, else none; "
                              "the presets before 2026-12-04 were searched with none)")
+    parser.add_argument("--decimals", type=int, nargs="+", default=[DECIMALS],
+                        help=f"the decimals of t the points are rounded to (default {DECIMALS}); several, increasing, "
+                             "search coarse to fine, e.g. 0 3 for a velocity network: IR-SDE's integer times first, "
+                             "where the velocity formula is exact (docs/timestep_search.md)")
     parser.add_argument("--set", dest="set", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="set an options key first, e.g. --set sampler.corrector=unic (repeatable; YAML value)")
     parser.add_argument("--out", type=Path, default=None, help="the preset (default: <input>_searched.yml)")
@@ -67,6 +72,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--nfe must be >= 2, --images >= 1 and --crop >= 8")
     if args.noise_draws < 1:
         parser.error(f"--noise-draws must be >= 1 (starts per calibration image), got {args.noise_draws}")
+    try:
+        args.decimals = point_decimals(tuple(args.decimals))
+    except ValueError as exc:
+        parser.error(str(exc).replace("search_timesteps: decimals", "--decimals"))
     if args.held_out < 0 or (args.max_evaluations is not None and args.max_evaluations < 0):
         parser.error("--held-out and --max-evaluations must be >= 0")
     return args
@@ -82,9 +91,13 @@ def step_ratio(text: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"must be a number >= 1, none or auto, got {text!r}") from None
 
 
-def bound_note(outcome: SearchOutcome) -> str:
-    bound = outcome.max_step_ratio
-    return "" if bound is None else f" (adjacent steps in lambda within {bound:g}x)"
+def search_note(outcome: SearchOutcome) -> str:
+    """What bounded the search, for the preset's header: the step ratio, and the points' rounding
+    when it is not the default."""
+    notes = [] if outcome.max_step_ratio is None else [f"adjacent steps in lambda within {outcome.max_step_ratio:g}x"]
+    if outcome.decimals != (DECIMALS,):
+        notes.append("points rounded to " + ", then ".join(map(str, outcome.decimals)) + " decimals of t")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def image_name(pair) -> str:
@@ -110,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     print("calibration images: " + ", ".join(image_name(p) for p in split.calibration))
     print("held-out images:    " + ", ".join(image_name(p) for p in split.held_out))
     restorer = load_restorer(options.restorer)
-    settings = {"objective": args.objective, "noise_draws": args.noise_draws, "max_step_ratio": args.max_step_ratio}
+    settings = {"objective": args.objective, "noise_draws": args.noise_draws, "max_step_ratio": args.max_step_ratio,
+                "decimals": args.decimals}
     if args.max_evaluations is not None:
         settings["max_evaluations"] = args.max_evaluations
     with torch.no_grad():
@@ -128,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(image_name(p) for p in split.calibration),
         "(score the preset on other images). Error to the converged ODE, the options' own grid -> searched",
         f"(calibration: the {args.objective} objective of the images' RMSEs; held-out: RMSE over all their pixels):",
-    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}{bound_note(o)}"
+    ] + [f"  NFE {n}: calibration {o.own_error:.3e} -> {o.error:.3e}{search_note(o)}"
          for n, o in sorted(found.items())] + [
         f"  {line}" for line in lines]
     write_preset(args.opt, out, found, header, overrides)

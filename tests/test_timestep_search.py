@@ -213,7 +213,8 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                               sweep={"runs": [{"sampler": "mrsampler", "nfe": 3},
                                                               {"sampler": "posterior", "nfe": 4}]})))
     args = [f"-opt={opt}", "--nfe", "2", "3", "--images", "2", "--crop", "16", "--max-evaluations", "12",
-            "--set", "sampler.corrector=unic", "--objective", "rms", "--noise-draws", "2", "--max-step-ratio", "1.5"]
+            "--set", "sampler.corrector=unic", "--objective", "rms", "--noise-draws", "2", "--max-step-ratio", "1.5",
+            "--decimals", "0", "2"]
     assert script.main(args) == 0
     out = capsys.readouterr().out
     assert "calibration images: noisy/d_rgba, hazy/y" in out and "held-out images:    noisy/a, hazy/x" in out
@@ -227,7 +228,9 @@ def test_search_schedule_py_calibrates_scores_held_out_images_and_never_replaces
                                         {"sampler": "posterior", "nfe": 4}]
     assert "Calibration: 2 images, centre-cropped to 16x16, 2 starts each" in preset.read_text()
     assert "(calibration: the rms objective of the images' RMSEs;" in preset.read_text()
-    assert "NFE 3: calibration" in preset.read_text() and "(adjacent steps in lambda within 1.5x)" in preset.read_text()
+    assert "NFE 3: calibration" in preset.read_text()
+    assert "(adjacent steps in lambda within 1.5x; points rounded to 0, then 2 decimals of t)" in preset.read_text()
+    assert all(t == round(t, 2) for grid in grids.values() for t in grid)
     assert parse_options(written).restorer.sampler.given["timesteps"] == {n: tuple(g) for n, g in grids.items()}
     before = preset.read_text()
     with pytest.raises(Exception, match="exists"):
@@ -312,6 +315,45 @@ def test_the_step_ratio_bound_is_auto_from_nfe_6_none_or_a_number_and_refused_ot
     assert corrected.max_step_ratio is None  # "auto" with a corrector at NFE 20
 
 
+def test_a_velocity_network_is_inverted_exactly_at_integer_times_only(sde):
+    """The premise of `decimals=0`: the samplers' (the reference's) velocity formula is exact on
+    IR-SDE's integer times, so a velocity oracle samples as the noise oracle of the same law there,
+    and not between them."""
+    m = 0.45 + 0.1 * torch.rand((4, 3, 8, 8), generator=torch.Generator().manual_seed(9))
+    mu, x_T = draws(sde, 1)
+
+    def gap(times):
+        block = dict(PAPER, num_sample_steps=len(times) - 1, time_schedule="custom", timesteps=times)
+        out = [build_sampler("mrsampler", sde, dict(block, fit_target=t)).sample(GaussianOracle(sde, m, 0.1, t),
+                                                                                   x_T.clone(), mu).x
+               for t in ("velocity", "noise")]
+        return rmse(*out)
+
+    assert gap([100.0, 70.0, 40.0, 12.0, 3.0, 0.0]) < 5e-6  # float32 rounding
+    assert gap([100.0, 70.5, 40.5, 12.5, 3.5, 0.0]) > 5e-5
+
+
+def test_points_are_rounded_to_the_decimals_asked_and_coarse_to_fine_only_improves(sde):
+    m = 0.45 + 0.1 * torch.rand((4, 3, 8, 8), generator=torch.Generator().manual_seed(9))
+    oracle = GaussianOracle(sde, m, 0.1, "velocity")
+    mu, x_T = draws(sde, 1)
+    block = dict(PAPER, fit_target="velocity")
+    reference = reference_solution(sde, oracle, x_T, mu, config=block, substeps=1, noise_draws=1)
+    run = lambda d: find_timesteps(sde, oracle, x_T, mu, nfe=5, config=block, max_evaluations=150,  # noqa: E731
+                                   reference=reference, noise_draws=1, decimals=d)
+    coarse, both, fine = run(0), run((0, 3)), run(3)
+    assert coarse.decimals == (0,) and both.decimals == (0, 3) and fine.decimals == (3,)
+    assert all(t == int(t) for t in coarse.timesteps)
+    assert all(t == round(t, 3) for t in both.timesteps + fine.timesteps)
+    assert both.error < coarse.error and both.evaluations <= 150  # the fine search starts where the coarse one ended
+    assert both.error < fine.error  # on a velocity network, the integer times first (docs/timestep_search.md)
+    calls = []
+    for bad in (-1, True, 1.5, (), (3, 0), "auto"):
+        with pytest.raises(ValueError, match=f"decimals must be an integer >= 0 .*, got {re.escape(repr(bad))}"):
+            find_timesteps(sde, lambda *a, **k: calls.append(1), x_T, mu, nfe=4, config=PAPER, decimals=bad)
+    assert calls == []
+
+
 def test_the_teacher_is_the_converged_trajectory_and_dynamic_programming_finds_its_cheapest_grid(sde):
     oracle, _ = gaussian_case(sde)
     mu, x_T = draws(sde, 1)
@@ -364,6 +406,9 @@ def test_search_schedule_py_refuses_what_it_cannot_search_before_loading_a_netwo
     with pytest.raises(SystemExit):
         script.main([f"-opt={opt}", "--nfe", "3", "--max-step-ratio", "0.5"])
     assert "--max-step-ratio: must be a number >= 1, none or auto, got '0.5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.main([f"-opt={opt}", "--nfe", "3", "--decimals", "3", "0"])
+    assert "--decimals must be an integer >= 0" in capsys.readouterr().err
     assert not (tmp_path / "tiny_searched.yml").exists()
 
 

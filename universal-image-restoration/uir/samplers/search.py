@@ -34,7 +34,12 @@ the bound made grids worse; at NFE 20 without a corrector the unbounded grid sen
 mode, while with UniC the bound cost accuracy on all four of the study's oracles (1.3 to 23 times
 the unbounded grid's error, no draw changing mode), so with a corrector it holds below NFE 20 only
 (docs/timestep_search.md). Points are rounded to 1e-3 before they are tried, so the grid returned
-is exactly the one measured. Deterministic for the same inputs (the extra draws come from a fixed
+is exactly the one measured (`decimals`; a tuple searches coarse to fine: (0, 3) first at IR-SDE's
+integer times, the only times where the samplers' (the reference's) velocity formula inverts a
+velocity network exactly (`uir.sde.predictions`; between them it is off by up to 2e-4 of x_0 - mu),
+then at 1e-3: on the study's Gaussian oracles, fit to velocity, it took the searched grids' error
+from 4e-5..1e-4 to 3e-6..3e-5, but on the test's small mixture it did worse on the held-out draws,
+so it is not the default; docs/timestep_search.md). Deterministic for the same inputs (the extra draws come from a fixed
 seed).
 
 Cost in network evaluations of a batch the calibration batch's size (`SearchOutcome.model_calls`),
@@ -81,6 +86,7 @@ class SearchOutcome:
     evaluations: int  # grids tried (sampler runs)
     model_calls: int  # network evaluations in all, the reference solution's included unless it was given
     max_step_ratio: float | None  # the bound on adjacent steps' ratio in lambda the search kept (None: none)
+    decimals: tuple[int, ...]  # the points' rounding, decimals of t, coarse to fine (0: IR-SDE's integer times)
 
 
 def _geometric(per_image: Tensor) -> Tensor:
@@ -131,7 +137,7 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
                    starts: Mapping[str, list[float]] | None = None, restarts: int = 1,
                    reference: Reference | None = None, objective: str = DEFAULT_OBJECTIVE,
                    noise_draws: int = NOISE_DRAWS, max_step_ratio: float | str | None = "auto",
-                   log: Callable[[str], None] | None = None) -> SearchOutcome:
+                   decimals: int | tuple[int, ...] = DECIMALS, log: Callable[[str], None] | None = None) -> SearchOutcome:
     """Search the grid (see the module's docstring). `reference_substeps`: the converged ODE's steps
     per unit of t; `reference`: that solution already computed for this batch (`reference_solution`),
     instead; `max_evaluations`: grids tried at most (default 30 per step); `min_step`: the
@@ -141,11 +147,13 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     error a grid is ranked by (a name of `OBJECTIVES`); `noise_draws`: the starts per calibration image
     (`prior_draws`); `max_step_ratio`: the largest ratio of two adjacent steps in lambda a move may
     make (a grid above it may still move, not further above; None: any; "auto": STEP_RATIO from
-    BOUNDED_FROM_NFE steps on, with a corrector below CORRECTED_FREE_FROM_NFE only, else any); `log`:
-    a line per improvement."""
+    BOUNDED_FROM_NFE steps on, with a corrector below CORRECTED_FREE_FROM_NFE only, else any);
+    `decimals`: the decimals of t the points are rounded to, or several, coarse to fine (each start
+    is searched at each in turn, with the budget left); `log`: a line per improvement."""
     max_evaluations = 30 * nfe if max_evaluations is None else max_evaluations
     options = search_options(config, nfe)
     ratio = step_ratio_bound(max_step_ratio, nfe, options.corrector)
+    resolutions = point_decimals(decimals)
     _check_objective(objective)
     check_draws(noise_draws)
     counted = CountedModel(model)
@@ -170,7 +178,7 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     extra = {name: resample(times, nfe, lam) for name, times in (starts or {}).items()}
     if end == 0:
         extra["dynamic programming"] = teacher.dp_grid(sde, mu, nfe)
-    grids = start_grids(sde, nfe, end, own, extra)
+    grids = start_grids(sde, nfe, end, own, extra, resolutions[0])
     scored = {name: error(times) for name, times in grids.items()}
     evaluations = len(grids)
     ranked = sorted(scored, key=lambda name: scored[name])[:restarts]
@@ -178,21 +186,25 @@ def find_timesteps(sde: IRSDE, model: Denoiser, x_T: Tensor, mu: Tensor, *, nfe:
     results = []
     for k, name in enumerate(ranked):  # the budget left, shared by the starts left
         budget = (max_evaluations - evaluations) // (len(ranked) - k)
-        times, best, used = pattern_search(grids[name], scored[name], error, lam, step, min_step, budget, log,
-                                           max_ratio=ratio)
-        evaluations += used
+        times, best = grids[name], scored[name]
+        for d in resolutions:
+            times, best, used = pattern_search(times, best, error, lam, step, min_step, budget, log,
+                                               max_ratio=ratio, decimals=d)
+            evaluations, budget = evaluations + used, budget - used
         results.append((best, k, times, name))
     best, _, times, start = min(results)
-    return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls, ratio)
+    return SearchOutcome(times, best, own_error, start, scored[start], evaluations, counted.calls, ratio,
+                         resolutions)
 
 
 def pattern_search(times: list[float], best: float, error: Callable[[list[float]], float], lam: "Lambda",
                    step: float, min_step: float, budget: int, log: Callable[[str], None] | None,
-                   max_ratio: float | None = None) -> tuple[list[float], float, int]:
+                   max_ratio: float | None = None, decimals: int = DECIMALS) -> tuple[list[float], float, int]:
     """From `times` (error `best`): move one interior point at a time by +-step in lambda while
     that lowers the error (the other way only when this way did not help); halve the step when no
     point moved. A move may not make two adjacent steps in lambda differ by more than `max_ratio`
-    (or than they already do). Returns the grid, its error and the grids tried, at most `budget`."""
+    (or than they already do). Points are rounded to `decimals` of t. Returns the grid, its error
+    and the grids tried, at most `budget`."""
     used = 0
     while step >= min_step and used < budget:
         moved = False
@@ -200,7 +212,7 @@ def pattern_search(times: list[float], best: float, error: Callable[[list[float]
             for direction in (1.0, -1.0):
                 went = False
                 while used < budget:
-                    trial = _moved(times, j, direction * step, lam)
+                    trial = _moved(times, j, direction * step, lam, decimals)
                     if trial is None or (max_ratio is not None
                                          and lam.step_ratio(trial) > max(max_ratio, lam.step_ratio(times))):
                         break
@@ -231,6 +243,18 @@ def step_ratio_bound(max_step_ratio: float | str | None, nfe: int, corrector: st
         raise ValueError(f"search_timesteps: max_step_ratio must be a number >= 1 (the largest ratio of two adjacent "
                          f"steps in lambda), None (any) or 'auto', got {max_step_ratio!r}")
     return float(max_step_ratio)
+
+
+def point_decimals(decimals: int | tuple[int, ...]) -> tuple[int, ...]:
+    """The decimals of t a search rounds its points to, coarse to fine; ValueError unless `decimals`
+    is an integer >= 0 or a non-empty tuple of them, increasing."""
+    many = tuple(decimals) if isinstance(decimals, (tuple, list)) else (decimals,)
+    if not many or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in many) \
+            or any(b <= a for a, b in zip(many, many[1:])):
+        raise ValueError(f"search_timesteps: decimals must be an integer >= 0 (the decimals of t the points are "
+                         f"rounded to; 0: IR-SDE's integer times) or several, increasing (coarse to fine, e.g. "
+                         f"(0, 3)), got {decimals!r}")
+    return many
 
 
 def search_options(config: SamplerOptions | Mapping[str, Any] | None, nfe: int) -> MRSamplerOptions:
@@ -268,8 +292,8 @@ class Lambda:
         return max([max(a / b, b / a) for a, b in zip(steps, steps[1:])], default=1.0)
 
 
-def start_grids(sde: IRSDE, nfe: int, end: float, own: list[float], extra: Mapping[str, list[float]]
-                ) -> dict[str, list[float]]:
+def start_grids(sde: IRSDE, nfe: int, end: float, own: list[float], extra: Mapping[str, list[float]],
+                decimals: int = DECIMALS) -> dict[str, list[float]]:
     """The grids the search may start from (the options' own, the standard ones, `extra`), each from
     T to `end`, rounded, distinct."""
     out: dict[str, list[float]] = {}
@@ -280,7 +304,7 @@ def start_grids(sde: IRSDE, nfe: int, end: float, own: list[float], extra: Mappi
         except ValueError:  # integer-lambda has no room for very many steps
             continue
     for name, times in candidates.items():
-        grid = [float(sde.T)] + [round(t, DECIMALS) for t in times[1:-1]] + [end]
+        grid = [float(sde.T)] + [float(round(t, decimals)) for t in times[1:-1]] + [end]
         if _valid(grid) and grid not in out.values():
             out[name] = grid
     if not out:
@@ -298,9 +322,10 @@ def resample(times: list[float], nfe: int, lam: Lambda) -> list[float]:
     return [times[0]] + inner + [times[-1]]
 
 
-def _moved(times: list[float], j: int, delta: float, lam: Lambda) -> list[float] | None:
-    """`times` with point j moved by `delta` in lambda, or None when that breaks the order."""
-    t = round(lam.time(lam.of(times[j]) + delta), DECIMALS)
+def _moved(times: list[float], j: int, delta: float, lam: Lambda, decimals: int = DECIMALS) -> list[float] | None:
+    """`times` with point j moved by `delta` in lambda and rounded to `decimals`, or None when that
+    breaks the order or rounds back."""
+    t = float(round(lam.time(lam.of(times[j]) + delta), decimals))
     trial = times[:j] + [t] + times[j + 1:]
     return trial if _valid(trial) and t != times[j] else None
 
