@@ -73,9 +73,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.noise_draws < 1:
         parser.error(f"--noise-draws must be >= 1 (starts per calibration image), got {args.noise_draws}")
     try:
-        args.decimals = point_decimals(tuple(args.decimals))
+        args.decimals = point_decimals(tuple(args.decimals), name="--decimals")
     except ValueError as exc:
-        parser.error(str(exc).replace("search_timesteps: decimals", "--decimals"))
+        parser.error(str(exc))
     if args.held_out < 0 or (args.max_evaluations is not None and args.max_evaluations < 0):
         parser.error("--held-out and --max-evaluations must be >= 0")
     return args

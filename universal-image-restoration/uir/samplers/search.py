@@ -245,13 +245,13 @@ def step_ratio_bound(max_step_ratio: float | str | None, nfe: int, corrector: st
     return float(max_step_ratio)
 
 
-def point_decimals(decimals: int | tuple[int, ...]) -> tuple[int, ...]:
-    """The decimals of t a search rounds its points to, coarse to fine; ValueError unless `decimals`
-    is an integer >= 0 or a non-empty tuple of them, increasing."""
+def point_decimals(decimals: int | tuple[int, ...], name: str = "search_timesteps: decimals") -> tuple[int, ...]:
+    """The decimals of t a search rounds its points to, coarse to fine; ValueError, naming the
+    setting as `name`, unless `decimals` is an integer >= 0 or a non-empty tuple of them, increasing."""
     many = tuple(decimals) if isinstance(decimals, (tuple, list)) else (decimals,)
     if not many or any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in many) \
             or any(b <= a for a, b in zip(many, many[1:])):
-        raise ValueError(f"search_timesteps: decimals must be an integer >= 0 (the decimals of t the points are "
+        raise ValueError(f"{name} must be an integer >= 0 (the decimals of t the points are "
                          f"rounded to; 0: IR-SDE's integer times) or several, increasing (coarse to fine, e.g. "
                          f"(0, 3)), got {decimals!r}")
     return many
